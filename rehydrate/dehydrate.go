@@ -1,0 +1,616 @@
+package rehydrate
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rehydrator/rehydrator/delta"
+	"github.com/rehydrator/rehydrator/internal/progress"
+	"github.com/rehydrator/rehydrator/internal/zstdseek"
+	"github.com/rehydrator/rehydrator/stream"
+	"github.com/ulikunitz/xz"
+)
+
+// DehydrateOptions control Dehydrate.
+type DehydrateOptions struct {
+	// Stream is the release's stream metadata, as published.
+	Stream []byte
+	// ArtifactsDir holds the downloads, each named by its location's basename.
+	ArtifactsDir string
+	// Output is the bundle directory to create; it must not exist or be empty.
+	Output string
+	// AllowMissing skips artifacts whose download is absent instead of failing.
+	AllowMissing bool
+	// Log, when set, receives one line per artifact.
+	Log io.Writer
+	// Jobs is how many artifacts are encoded at once (default: GOMAXPROCS).
+	Jobs int
+}
+
+// plan is the work for one artifact.
+type plan struct {
+	sa      stream.Artifact
+	path    string
+	stage   int      // 0 base, 1 against the base, 2 against the base and a reference
+	sources []string // artifact IDs, in delta source order
+	keep    bool     // others copy from it: keep its uncompressed bytes in the work dir
+
+	// results
+	art  Artifact
+	work string // uncompressed copy, when keep
+}
+
+// Dehydrate builds a bundle at opt.Output from a release's downloads. It
+// verifies every download's sha256 (and uncompressed-sha256 where given),
+// stores each architecture's metal raw image whole and every other artifact
+// as a delta. The bundle appears under opt.Output only when complete.
+func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
+	st, err := stream.Parse(opt.Stream)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Jobs <= 0 {
+		opt.Jobs = runtime.GOMAXPROCS(0)
+	}
+	logf := func(format string, args ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, format+"\n", args...)
+		}
+	}
+	plans, err := makePlans(st, opt.ArtifactsDir, opt.AllowMissing, logf)
+	if err != nil {
+		return nil, err
+	}
+
+	out := filepath.Clean(opt.Output)
+	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("output %s exists and is not empty", out)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	parent := filepath.Dir(out)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	partial, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".partial-")
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(partial)
+		}
+	}()
+	work, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".work-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	l := NewLayout(partial)
+	if err := l.Init(); err != nil {
+		return nil, err
+	}
+	d := &dehydrator{l: l, work: work, logf: logf, byID: map[string]*plan{}, indexes: map[string]*delta.Index{}}
+	for _, p := range plans {
+		d.byID[p.sa.ID()] = p
+	}
+	defer d.closeSources()
+	for stage := 0; stage <= 2; stage++ {
+		var todo []*plan
+		for _, p := range plans {
+			if p.stage == stage {
+				todo = append(todo, p)
+			}
+		}
+		if err := runJobs(ctx, opt.Jobs, todo, d.encode); err != nil {
+			return nil, err
+		}
+	}
+
+	ix := &Index{SchemaVersion: IndexVersion}
+	for _, p := range plans {
+		ix.Artifacts = append(ix.Artifacts, p.art)
+	}
+	if ix.Stream, err = l.PutBlob(MediaTypeStream, st.Raw()); err != nil {
+		return nil, err
+	}
+	if err := ix.Validate(); err != nil {
+		return nil, fmt.Errorf("internal error: %w", err)
+	}
+	if err := writeManifest(l, st, ix); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	if err := os.Rename(partial, out); err != nil {
+		return nil, err
+	}
+	done = true
+	return ix, nil
+}
+
+// makePlans decides, per artifact, what it is stored against. Each
+// architecture's metal raw image is the base; an OVA is encoded against the
+// base and the VMDK (they share compressed grains), PXE files against the
+// base and the live ISO (which embeds them).
+func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(string, ...any)) ([]*plan, error) {
+	var plans []*plan
+	for _, sa := range st.Artifacts() {
+		p := &plan{sa: sa, path: filepath.Join(dir, sa.Name())}
+		if fi, err := os.Stat(p.path); err != nil || !fi.Mode().IsRegular() {
+			if allowMissing {
+				logf("skipping %s: %s not found", sa.ID(), sa.Name())
+				continue
+			}
+			return nil, fmt.Errorf("artifact %s: download %s not found in %s", sa.ID(), sa.Name(), dir)
+		}
+		plans = append(plans, p)
+	}
+	find := func(arch string, match func(stream.Artifact) bool) *plan {
+		for _, p := range plans {
+			if p.sa.Arch == arch && match(p.sa) {
+				return p
+			}
+		}
+		return nil
+	}
+	bases := map[string]*plan{}
+	for _, arch := range st.Arches() {
+		if b := find(arch, isBase); b != nil {
+			b.stage = 0
+			bases[arch] = b
+		} else {
+			logf("warning: %s has no metal raw image; its artifacts are stored without a base", arch)
+		}
+	}
+	for _, p := range plans {
+		base := bases[p.sa.Arch]
+		if p == base {
+			continue
+		}
+		p.stage = 1
+		if base != nil {
+			p.sources = []string{base.sa.ID()}
+		}
+		var ref *plan
+		switch {
+		case isPXE(p.sa):
+			ref = find(p.sa.Arch, func(a stream.Artifact) bool { return a.Platform == "metal" && bareFormat(a.Format) == "iso" })
+		case bareFormat(p.sa.Format) == "ova":
+			ref = find(p.sa.Arch, func(a stream.Artifact) bool { return bareFormat(a.Format) == "vmdk" })
+		}
+		if ref != nil {
+			p.stage = 2
+			p.sources = append(p.sources, ref.sa.ID())
+			ref.keep = true
+		}
+	}
+	for _, b := range bases {
+		b.keep = true
+	}
+	sort.SliceStable(plans, func(i, j int) bool { return plans[i].stage < plans[j].stage })
+	return plans, nil
+}
+
+func isBase(a stream.Artifact) bool {
+	return a.Platform == "metal" && a.Role == "disk" && bareFormat(a.Format) == "raw"
+}
+
+func isPXE(a stream.Artifact) bool {
+	return a.Role == "kernel" || a.Role == "initramfs" || a.Role == "rootfs"
+}
+
+// bareFormat strips the download compression from a format key: "qcow2.xz" → "qcow2".
+func bareFormat(f string) string {
+	for _, s := range []string{".xz", ".gz", ".zip"} {
+		f = strings.TrimSuffix(f, s)
+	}
+	return f
+}
+
+type dehydrator struct {
+	l    *Layout
+	work string
+	logf func(string, ...any)
+	byID map[string]*plan
+
+	mu      sync.Mutex
+	indexes map[string]*delta.Index
+	files   []*os.File
+}
+
+func (d *dehydrator) closeSources() {
+	for _, f := range d.files {
+		f.Close()
+	}
+}
+
+// index returns the delta index over the given artifacts' uncompressed bytes,
+// building each distinct one once.
+func (d *dehydrator) index(ids []string) (*delta.Index, error) {
+	key := strings.Join(ids, "\x00")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ix, ok := d.indexes[key]; ok {
+		return ix, nil
+	}
+	var srcs []delta.Source
+	for _, id := range ids {
+		p := d.byID[id]
+		f, err := os.Open(p.work)
+		if err != nil {
+			return nil, err
+		}
+		d.files = append(d.files, f)
+		srcs = append(srcs, io.NewSectionReader(f, 0, p.art.Size))
+	}
+	ix, err := delta.NewIndex(srcs, 0)
+	if err != nil {
+		return nil, fmt.Errorf("index of %s: %w", strings.Join(ids, ", "), err)
+	}
+	d.indexes[key] = ix
+	return ix, nil
+}
+
+// encode verifies one download and stores it: whole for a base, else as a delta.
+func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
+	start := time.Now()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("artifact %s (%s): %w", p.sa.ID(), p.sa.Name(), err)
+		}
+	}()
+	dl, err := openDownload(p.path, p.sa.Compression())
+	if err != nil {
+		return err
+	}
+	defer dl.Close()
+
+	uh := sha256.New()
+	var sinks []io.Writer
+	sinks = append(sinks, uh)
+	var workFile *os.File
+	var sw *sparseWriter
+	if p.keep {
+		p.work = filepath.Join(d.work, strings.ReplaceAll(p.sa.ID(), "/", "_"))
+		if workFile, err = os.Create(p.work); err != nil {
+			return err
+		}
+		defer workFile.Close()
+		sw = newSparseWriter(workFile)
+		sinks = append(sinks, sw)
+	}
+	target := io.TeeReader(&ctxReader{ctx: ctx, r: dl}, io.MultiWriter(sinks...))
+	counted := &countingReader{r: target}
+
+	mediaType, kind := MediaTypeDelta, KindDelta
+	if p.stage == 0 {
+		mediaType, kind = MediaTypeWhole, KindWhole
+	}
+	bw, err := d.l.NewBlob(mediaType)
+	if err != nil {
+		return err
+	}
+	defer bw.Abort() // no-op once committed
+	var stats delta.Stats
+	if kind == KindWhole {
+		zw, err := zstdseek.NewWriter(bw, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(zw, counted); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+	} else {
+		ix, err := d.index(p.sources)
+		if err != nil {
+			return err
+		}
+		if stats, err = ix.Encode(bw, counted); err != nil {
+			return err
+		}
+	}
+	if err := dl.Finish(); err != nil {
+		return err
+	}
+	if got, want := dl.SHA256(), p.sa.File.SHA256; got != want {
+		return fmt.Errorf("download sha256 is %s, stream says %s", got, want)
+	}
+	usum := hex.EncodeToString(uh.Sum(nil))
+	if want := p.sa.File.UncompressedSHA256; want != "" && usum != want {
+		return fmt.Errorf("uncompressed sha256 is %s, stream says %s", usum, want)
+	}
+	if sw != nil {
+		if err := sw.Close(); err != nil {
+			return err
+		}
+	}
+	desc, err := bw.Commit()
+	if err != nil {
+		return err
+	}
+	p.art = Artifact{
+		Arch: p.sa.Arch, Platform: p.sa.Platform, Format: p.sa.Format, Role: p.sa.Role,
+		Release: p.sa.Release, Selector: p.sa.Selector(), File: p.sa.OutputName(),
+		Size: counted.n, SHA256: usum,
+		Recipe: Recipe{Kind: kind, Blob: desc, Sources: p.sources},
+	}
+	pct := 100 * float64(desc.Size) / float64(max(counted.n, 1))
+	how := "stored whole"
+	if kind == KindDelta {
+		how = fmt.Sprintf("delta over %d source(s), %d ops, %s literal", len(p.sources), stats.Ops, progress.Bytes(stats.Literal))
+	}
+	d.logf("%-28s %-26s %10s -> %10s (%6.2f%%) %s, %.1fs", p.sa.ID(), p.sa.OutputName(),
+		progress.Bytes(counted.n), progress.Bytes(desc.Size), pct, how, time.Since(start).Seconds())
+	return nil
+}
+
+// download reads a downloaded file, decompressing it on the fly and hashing
+// the bytes as downloaded.
+type download struct {
+	f    *os.File
+	h    hash.Hash
+	r    io.Reader // decompressed
+	raw  io.Reader // the file through the hash
+	zr   *zip.Reader
+	sum  string
+	zipc io.Closer
+}
+
+func openDownload(path, compression string) (*download, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	dl := &download{f: f, h: sha256.New()}
+	dl.raw = io.TeeReader(f, dl.h)
+	switch compression {
+	case "":
+		dl.r = dl.raw
+	case "gz":
+		zr, err := gzip.NewReader(dl.raw)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		dl.r = zr
+	case "xz":
+		zr, err := newXZReader(dl.raw)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		dl.r = zr
+		if c, ok := zr.(io.Closer); ok {
+			dl.zipc = c
+		}
+	case "zip":
+		// A zip is read from its end: hash it whole first, then open its one file.
+		n, err := io.Copy(io.Discard, dl.raw)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		dl.sum = hex.EncodeToString(dl.h.Sum(nil))
+		zr, err := zip.NewReader(f, n)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("zip: %w", err)
+		}
+		var files []*zip.File
+		for _, zf := range zr.File {
+			if !strings.HasSuffix(zf.Name, "/") {
+				files = append(files, zf)
+			}
+		}
+		if len(files) != 1 {
+			f.Close()
+			return nil, fmt.Errorf("zip: want exactly one file inside, found %d", len(files))
+		}
+		rc, err := files[0].Open()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("zip: %s: %w", files[0].Name, err)
+		}
+		dl.r, dl.zipc = rc, rc
+	default:
+		f.Close()
+		return nil, fmt.Errorf("unknown compression %q", compression)
+	}
+	return dl, nil
+}
+
+func (dl *download) Read(p []byte) (int, error) { return dl.r.Read(p) }
+
+// newXZReader decompresses xz. xz(1), where installed, is about six times
+// faster than the pure-Go decoder, which is the fallback.
+func newXZReader(r io.Reader) (io.Reader, error) {
+	path, err := exec.LookPath("xz")
+	if err != nil {
+		return xz.NewReader(r)
+	}
+	cmd := exec.Command(path, "-dc", "-T2")
+	cmd.Stdin = r
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &cmdReader{cmd: cmd, out: out, stderr: &stderr}, nil
+}
+
+// cmdReader reads a decompressor's output; at EOF the command must have succeeded.
+type cmdReader struct {
+	cmd    *exec.Cmd
+	out    io.ReadCloser
+	stderr *strings.Builder
+	done   bool
+}
+
+func (c *cmdReader) Read(p []byte) (int, error) {
+	n, err := c.out.Read(p)
+	if err == io.EOF && !c.done {
+		c.done = true
+		if werr := c.cmd.Wait(); werr != nil {
+			return n, fmt.Errorf("%s: %v: %s", c.cmd.Path, werr, strings.TrimSpace(c.stderr.String()))
+		}
+	}
+	return n, err
+}
+
+func (c *cmdReader) Close() error {
+	if !c.done {
+		c.done = true
+		c.out.Close()
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	}
+	return nil
+}
+
+// Finish reads any bytes left after the compressed stream so the download
+// hash covers the whole file.
+func (dl *download) Finish() error {
+	if dl.sum != "" {
+		return nil
+	}
+	if _, err := io.Copy(io.Discard, dl.raw); err != nil {
+		return err
+	}
+	dl.sum = hex.EncodeToString(dl.h.Sum(nil))
+	return nil
+}
+
+// SHA256 is the hex digest of the downloaded file, after Finish.
+func (dl *download) SHA256() string { return dl.sum }
+
+func (dl *download) Close() error {
+	if dl.zipc != nil {
+		dl.zipc.Close()
+	}
+	return dl.f.Close()
+}
+
+func writeManifest(l *Layout, st *stream.Stream, ix *Index) error {
+	cfg := map[string]any{
+		"stream":        st.Stream,
+		"releases":      st.Releases(),
+		"architectures": st.Arches(),
+	}
+	cfgDesc, err := l.PutJSON(MediaTypeBundleConfig, cfg)
+	if err != nil {
+		return err
+	}
+	ixDesc, err := l.PutJSON(MediaTypeIndex, ix)
+	if err != nil {
+		return err
+	}
+	layers := []ocispec.Descriptor{ixDesc, ix.Stream}
+	seen := map[string]bool{}
+	for _, a := range ix.Artifacts {
+		if !seen[a.Recipe.Blob.Digest.String()] {
+			seen[a.Recipe.Blob.Digest.String()] = true
+			layers = append(layers, a.Recipe.Blob)
+		}
+	}
+	m := ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: ArtifactType,
+		Config:       cfgDesc,
+		Layers:       layers,
+		Annotations: map[string]string{
+			"org.opencontainers.image.title":   "rehydrator bundle of " + st.Stream,
+			"org.opencontainers.image.version": strings.Join(st.Releases(), ","),
+		},
+	}
+	mDesc, err := l.PutJSON(ocispec.MediaTypeImageManifest, m)
+	if err != nil {
+		return err
+	}
+	mDesc.ArtifactType = ArtifactType
+	if rel := st.Releases(); len(rel) == 1 {
+		mDesc.Annotations = map[string]string{ocispec.AnnotationRefName: rel[0]}
+	}
+	return l.WriteIndex(mDesc)
+}
+
+// runJobs runs fn over items with at most n at once; the first error cancels the rest.
+func runJobs[T any](ctx context.Context, n int, items []T, fn func(context.Context, T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for _, it := range items {
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func(it T) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, it); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}(it)
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
