@@ -16,7 +16,7 @@
 # See testdata/README.md for the layout, the commands and the deviations
 # from real FCOS.
 set -euo pipefail
-export LC_ALL=C TZ=UTC
+export LC_ALL=C TZ=UTC PATH="$PATH:/usr/sbin:/sbin" # sgdisk, mkfs.* live in sbin
 umask 022
 
 TOOLS=(bash python3 sha256sum truncate dd cp find sort touch iconv
@@ -85,14 +85,14 @@ case "${1:-}" in
 --tools) printf '%s\n' "${TOOLS[@]}"; exit 0 ;;
 --check)
 	m=$(missing_tools)
-	if [[ -n $m ]]; then printf 'missing: %s\n' $m >&2; exit 3; fi
+	if [[ -n $m ]]; then printf '%s\n' "$m" | sed 's/^/missing: /' >&2; exit 3; fi
 	exit 0 ;;
 "" | -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 2 ;;
 esac
 m=$(missing_tools)
 if [[ -n $m ]]; then
 	printf 'mkrelease.sh: missing required tools:\n' >&2
-	printf '  %s\n' $m >&2
+	printf '%s\n' "$m" | sed 's/^/  /' >&2
 	exit 3
 fi
 
@@ -192,12 +192,23 @@ def seeded(seed, n):
     return hashlib.sha256(seed.encode()).digest()[:n]
 
 def fix_vmdk(path, seed):
-    """qemu-img puts a random CID in the embedded descriptor; pin it."""
+    """qemu-img puts a random CID ("%x", so of random length) in the
+    embedded descriptor; rewrite the descriptor with a pinned one."""
     with open(path, 'r+b') as f:
-        head = f.read(65536)
-        i = head.index(b'\nCID=') + 5
-        int(head[i:i+8], 16)
-        f.seek(i); f.write(seeded(seed, 4).hex().encode())
+        hdr = f.read(512)
+        assert hdr[:4] == b'KDMV', 'not a sparse VMDK extent'
+        off, size = struct.unpack_from('<QQ', hdr, 28)
+        f.seek(off * 512)
+        desc = f.read(size * 512)
+        text = desc.rstrip(b'\0')
+        lines = text.split(b'\n')
+        n = [i for i, l in enumerate(lines) if l.startswith(b'CID=')]
+        assert len(n) == 1, 'no CID line'
+        lines[n[0]] = b'CID=' + seeded(seed, 4).hex().encode()
+        text = b'\n'.join(lines)
+        assert len(text) <= len(desc)
+        f.seek(off * 512)
+        f.write(text + bytes(len(desc) - len(text)))
 
 def fix_vhd(path, seed, epoch):
     """Fixed VHD footer: pin timestamp and UUID, recompute the checksum."""
@@ -272,19 +283,23 @@ def fix_vhdx(path, seed):
                 data[off:off+16] = new(data[off:off+16])
         f.seek(0); f.write(data)
 
+def sha256(path):
+    print(_sha(path))
+
+def _sha(p):
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''):
+            h.update(b)
+    return h.hexdigest()
+
 def stream(outdir, table, stream, release, arch, baseurl, last_modified, generator):
     """table lines: platform format role filename uncompressed-sha256|-"""
-    def sha(p):
-        h = hashlib.sha256()
-        with open(p, 'rb') as f:
-            for b in iter(lambda: f.read(1 << 20), b''):
-                h.update(b)
-        return h.hexdigest()
     arts = {}
     for line in open(table):
         plat, fmt, role, fn, usha = line.split()
         d = {'location': baseurl + '/' + fn, 'signature': baseurl + '/' + fn + '.sig',
-             'sha256': sha(os.path.join(outdir, fn))}
+             'sha256': _sha(os.path.join(outdir, fn))}
         if usha != '-':
             d['uncompressed-sha256'] = usha
         p = arts.setdefault(plat, {'release': release, 'formats': {}})
@@ -325,13 +340,40 @@ mkext4() { # image size_mib label uuid hash_seed srcdir
 	rm -f "$img.debugfs" "$img.debugfs.err"
 }
 
+# run_parallel "name|cmd args..." ...: run the commands two at a time (each
+# is a function of this script, run in a subshell); on failure print its log.
+MAXJOBS=2
+run_parallel() {
+	local j name pids=() names=() i fail=0
+	local -a argv
+	for j in "$@"; do
+		while (($(jobs -rp | wc -l) >= MAXJOBS)); do wait -n || true; done
+		name=${j%%|*}
+		read -r -a argv <<<"${j#*|}"
+		(
+			TIMEFORMAT="job %1Rs wall %1Us user %1Ss sys  $name"
+			time "${argv[@]}"
+		) >"$W/log.$name" 2>&1 &
+		pids+=($!) names+=("$name")
+	done
+	for i in "${!pids[@]}"; do
+		if ! wait "${pids[$i]}"; then
+			echo "mkrelease.sh: step ${names[$i]} failed:" >&2
+			sed 's/^/  /' "$W/log.${names[$i]}" >&2
+			fail=1
+		fi
+	done
+	((fail == 0)) || exit 1
+	[[ -z ${MKRELEASE_VERBOSE:-} ]] || grep -h '^job ' "${names[@]/#/$W/log.}" >&2
+	return 0
+}
+
 # --------------------------------------------------------- source payloads
 log "payloads"
 P=$W/payload
 mkdir -p "$P"
-# "vmlinuz": like a real bzImage, a small setup header followed by a
-# compressed payload (so it is as incompressible as a real kernel).
-{ head -c 17408 "$T/vet"; gzip -6 -n -c "$G/bin/go"; } >"$P/vmlinuz"
+# "vmlinuz": a 17 KiB "setup" header followed by a real ELF binary (~4.4 MiB).
+{ head -c 17408 "$T/vet"; cat "$T/cgo"; } >"$P/vmlinuz"
 head -c 946176 "$T/preprofile" >"$P/shimx64.efi"
 head -c 2621440 "$G/bin/gofmt" >"$P/grubx64.efi"
 head -c 86016 "$T/fix" >"$P/fbx64.efi"
@@ -348,11 +390,11 @@ cp "$T/compile" "$T/link" "$T/asm" "$R/$DEPLOY/usr/bin/"
 cp -R "$G/src/runtime" "$G/src/crypto" "$R/$DEPLOY/usr/lib/golang/src/"
 ln -s usr/bin "$R/$DEPLOY/bin"
 ln -s usr/lib "$R/$DEPLOY/lib"
-ln -s ../../../../deploy/$NAME/deploy/$COMMIT.0 "$R/ostree/boot.1/$NAME/$BOOTCSUM/0"
+ln -s "../../../deploy/$NAME/deploy/$COMMIT.0" "$R/ostree/boot.1/$NAME/$BOOTCSUM/0"
 ln -s boot.1 "$R/ostree/boot.1.1"
 cat >"$R/$DEPLOY/usr/lib/os-release" <<EOF
 NAME="Fedora Linux"
-VERSION="42.20261101.3.0 (CoreOS)"
+VERSION="$RELEASE (CoreOS)"
 RELEASE_TYPE=stable
 ID=fedora
 VERSION_ID=42
@@ -394,7 +436,7 @@ EOF
 pin_times "$R"
 
 # ------------------------------------------------------------- initramfs
-log "initramfs, live rootfs"
+log "initramfs"
 mkcpio() { # srcdir -> stdout (newc, reproducible)
 	(cd "$1" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --reproducible --quiet)
 }
@@ -405,7 +447,7 @@ cp "$G/src/cmd/go/alldocs.go" "$I/usr/lib/dracut/modules.txt"
 printf 'NAME="Fedora Linux"\nVERSION="42 (CoreOS) dracut-105-4.fc42"\nID=fedora\nVERSION_ID=42\n' >"$I/etc/initrd-release"
 printf '#!/bin/sh\nexec /usr/lib/systemd/systemd "$@"\n' >"$I/init"
 chmod 0755 "$I/init"
-ln -s ../bin/ignition "$I/usr/lib/systemd/systemd"
+ln -s ../../bin/ignition "$I/usr/lib/systemd/systemd"
 pin_times "$I"
 mkcpio "$I" | gzip -6 -n >"$P/initramfs-disk.img"
 # The live initramfs is the disk one plus the live-boot bits.
@@ -416,15 +458,6 @@ printf 'live\n' >"$I/etc/coreos-live/initramfs"
 pin_times "$I"
 mkcpio "$I" | gzip -6 -n >"$OUT/$PREFIX-live-initramfs.$ARCH.img"
 cp "$P/vmlinuz" "$OUT/$PREFIX-live-kernel.$ARCH"
-
-# live rootfs: newc cpio holding root.squashfs of the same tree as the disk.
-L=$W/liverootfs
-mkdir -p "$L"
-env -u SOURCE_DATE_EPOCH mksquashfs "$R" "$L/root.squashfs" "${SQUASHFS_COMP[@]}" -noappend -no-progress -quiet \
-	-processors 2 -all-root -no-xattrs -reproducible -mkfs-time "$EPOCH" -all-time "$EPOCH" >/dev/null
-pin_times "$L"
-mkcpio "$L" >"$OUT/$PREFIX-live-rootfs.$ARCH.img"
-rm -rf "$L"
 
 # -------------------------------------------------------------- EFI / boot
 log "filesystems"
@@ -517,12 +550,17 @@ linux /ostree/$NAME-$BOOTCSUM/vmlinuz-$KVER
 initrd /ostree/$NAME-$BOOTCSUM/initramfs-$KVER.img
 EOF
 }
-for p in "${PLATFORMS[@]}"; do
-	bls_entry "$p" >"$B/loader/entries/ostree-1.conf"
-	pin_times "$B"
-	mkext4 "$W/boot-$p.ext4" "$BOOT_MIB" boot "$BOOTFS_UUID" "$BOOTFS_HASH_SEED" "$B"
-done
-mkext4 "$W/root.ext4" "$ROOT_MIB" root "$ROOTFS_UUID" "$ROOTFS_HASH_SEED" "$R"
+mkboot() { # platform
+	cp -a "$B" "$W/boot.$1"
+	bls_entry "$1" >"$W/boot.$1/loader/entries/ostree-1.conf"
+	pin_times "$W/boot.$1"
+	mkext4 "$W/boot-$1.ext4" "$BOOT_MIB" boot "$BOOTFS_UUID" "$BOOTFS_HASH_SEED" "$W/boot.$1"
+	rm -rf "$W/boot.$1"
+}
+mkroot() { mkext4 "$W/root.ext4" "$ROOT_MIB" root "$ROOTFS_UUID" "$ROOTFS_HASH_SEED" "$R"; }
+FSJOBS=("root.ext4|mkroot")
+for p in "${PLATFORMS[@]}"; do FSJOBS+=("boot-$p.ext4|mkboot $p"); done
+run_parallel "${FSJOBS[@]}"
 
 # ------------------------------------------------------------------ disks
 log "disks"
@@ -569,46 +607,56 @@ variant_raw() { # platform dest
 	put "$W/boot-$1.ext4" "$2" "$BOOT_START"
 }
 
-# ------------------------------------------------------------- live ISO
-log "live ISO"
-ISO=$W/iso
-mkdir -p "$ISO/images/pxeboot" "$ISO/EFI/BOOT" "$ISO/EFI/fedora" "$ISO/coreos"
-cp "$OUT/$PREFIX-live-kernel.$ARCH" "$ISO/images/pxeboot/vmlinuz"
-cp "$OUT/$PREFIX-live-initramfs.$ARCH.img" "$ISO/images/pxeboot/initrd.img"
-cp "$OUT/$PREFIX-live-rootfs.$ARCH.img" "$ISO/images/pxeboot/rootfs.img"
-head -c 262144 /dev/zero >"$ISO/images/ignition.img"
-cp "$P/shimx64.efi" "$ISO/EFI/BOOT/BOOTX64.EFI"
-cp "$P/grubx64.efi" "$ISO/EFI/BOOT/grubx64.efi"
-LIVE_KARGS="coreos.liveiso=$PREFIX ignition.firstboot ignition.platform.id=metal"
-cat >"$ISO/EFI/fedora/grub.cfg" <<EOF
-set timeout=5
-menuentry '$PRETTY (Live) $RELEASE' --class fedora --class gnu-linux --class gnu --class os {
-	linux /images/pxeboot/vmlinuz mitigations=auto,nosmt $LIVE_KARGS
-	initrd /images/pxeboot/initrd.img /images/ignition.img
+# ----------------------------------------------------- live ISO / PXE rootfs
+job_live() {
+	# live rootfs: newc cpio holding root.squashfs of the same tree as the disk.
+	L=$W/liverootfs
+	mkdir -p "$L"
+	env -u SOURCE_DATE_EPOCH mksquashfs "$R" "$L/root.squashfs" "${SQUASHFS_COMP[@]}" -noappend -no-progress -quiet \
+		-processors 2 -all-root -no-xattrs -reproducible -mkfs-time "$EPOCH" -all-time "$EPOCH" >/dev/null
+	pin_times "$L"
+	mkcpio "$L" >"$OUT/$PREFIX-live-rootfs.$ARCH.img"
+	rm -rf "$L"
+
+	ISO=$W/iso
+	mkdir -p "$ISO/images/pxeboot" "$ISO/EFI/BOOT" "$ISO/EFI/fedora" "$ISO/coreos"
+	cp "$OUT/$PREFIX-live-kernel.$ARCH" "$ISO/images/pxeboot/vmlinuz"
+	cp "$OUT/$PREFIX-live-initramfs.$ARCH.img" "$ISO/images/pxeboot/initrd.img"
+	cp "$OUT/$PREFIX-live-rootfs.$ARCH.img" "$ISO/images/pxeboot/rootfs.img"
+	head -c 262144 /dev/zero >"$ISO/images/ignition.img"
+	cp "$P/shimx64.efi" "$ISO/EFI/BOOT/BOOTX64.EFI"
+	cp "$P/grubx64.efi" "$ISO/EFI/BOOT/grubx64.efi"
+	LIVE_KARGS="coreos.liveiso=$PREFIX ignition.firstboot ignition.platform.id=metal"
+	{
+		printf 'set timeout=5\n'
+		printf "menuentry '%s (Live) %s' --class fedora --class gnu-linux --class gnu --class os {\n" "$PRETTY" "$RELEASE"
+		printf '\tlinux /images/pxeboot/vmlinuz mitigations=auto,nosmt %s\n' "$LIVE_KARGS"
+		printf '\tinitrd /images/pxeboot/initrd.img /images/ignition.img\n}\n'
+	} >"$ISO/EFI/fedora/grub.cfg"
+	cp "$ISO/EFI/fedora/grub.cfg" "$ISO/EFI/BOOT/grub.cfg"
+	printf '{\n  "installer-config": true,\n  "installer-config-directives": {"append-karg": true, "architecture": true},\n  "live-initrd-network": true\n}\n' >"$ISO/coreos/features.json"
+	printf '{"file": "images/ignition.img"}\n' >"$ISO/coreos/igninfo.json"
+	printf '{"default": " mitigations=auto,nosmt %s", "files": [{"path": "EFI/fedora/grub.cfg"}], "size": 1138}\n' "$LIVE_KARGS" >"$ISO/coreos/kargs.json"
+	EB=$W/efiboot
+	mkdir -p "$EB/EFI/BOOT" "$EB/EFI/fedora"
+	cp "$ISO/EFI/BOOT/BOOTX64.EFI" "$ISO/EFI/BOOT/grubx64.efi" "$EB/EFI/BOOT/"
+	cp "$ISO/EFI/fedora/grub.cfg" "$EB/EFI/fedora/"
+	pin_times "$EB"
+	mkvfat "$ISO/images/efiboot.img" 8192 "$EFIBOOT_VOLID" EFIBOOT "$EB"
+	pin_times "$ISO"
+	head -c 432 /dev/zero >"$W/isohybrid-mbr.bin" # no syslinux: zero boot code
+	xorriso -as mkisofs -quiet -o "$OUT/$PREFIX-live-iso.$ARCH.iso" \
+		-V "$PREFIX" -volset "$PREFIX" -r -J -joliet-long \
+		-isohybrid-mbr "$W/isohybrid-mbr.bin" \
+		-e images/efiboot.img -no-emul-boot -isohybrid-gpt-basdat \
+		"$ISO" 2>"$W/xorriso.log" || { cat "$W/xorriso.log" >&2; exit 1; }
+	rm -rf "$ISO"
 }
-EOF
-cp "$ISO/EFI/fedora/grub.cfg" "$ISO/EFI/BOOT/grub.cfg"
-printf '{\n  "installer-config": true,\n  "installer-config-directives": {"append-karg": true, "architecture": true},\n  "live-initrd-network": true\n}\n' >"$ISO/coreos/features.json"
-printf '{"file": "images/ignition.img"}\n' >"$ISO/coreos/igninfo.json"
-printf '{"default": " mitigations=auto,nosmt %s", "files": [{"path": "EFI/fedora/grub.cfg"}], "size": 1138}\n' "$LIVE_KARGS" >"$ISO/coreos/kargs.json"
-EB=$W/efiboot
-mkdir -p "$EB/EFI/BOOT" "$EB/EFI/fedora"
-cp "$ISO/EFI/BOOT/BOOTX64.EFI" "$ISO/EFI/BOOT/grubx64.efi" "$EB/EFI/BOOT/"
-cp "$ISO/EFI/fedora/grub.cfg" "$EB/EFI/fedora/"
-pin_times "$EB"
-mkvfat "$ISO/images/efiboot.img" 8192 "$EFIBOOT_VOLID" EFIBOOT "$EB"
-pin_times "$ISO"
-head -c 432 /dev/zero >"$W/isohybrid-mbr.bin" # no syslinux: zero boot code
-xorriso -as mkisofs -quiet -o "$OUT/$PREFIX-live-iso.$ARCH.iso" \
-	-V "$PREFIX" -volset "$PREFIX" -r -J -joliet-long \
-	-isohybrid-mbr "$W/isohybrid-mbr.bin" \
-	-e images/efiboot.img -no-emul-boot -isohybrid-gpt-basdat \
-	"$ISO" 2>"$W/xorriso.log" || { cat "$W/xorriso.log" >&2; exit 1; }
-rm -rf "$ISO"
 
 # ------------------------------------------------------------- artifacts
 # Each job writes $OUT/<file> and, for compressed files, $META/<file>.usha.
-usha() { sha256sum "$1" | cut -c1-64 >"$META/$2.usha"; }
+# (python's hashlib uses the CPU's SHA extensions; sha256sum is ~6x slower)
+usha() { py sha256 "$1" >"$META/$2.usha"; }
 xz_to() { "${XZ[@]}" -c "$1" >"$2.tmp" && mv "$2.tmp" "$2"; }
 # cosa compresses with `gzip -6 -c FILE`, which records FILE's name and mtime.
 gzip_to() { touch -d "@$EPOCH" "$1" && (cd "$(dirname "$1")" && gzip -6 -c "$(basename "$1")") >"$2"; }
@@ -829,6 +877,7 @@ add() { # platform format file compressed(0|1) job args...
 }
 X=$ARCH
 # longest first
+JOBS+=("live|job_live")
 add metal raw.xz "$PREFIX-metal.$X.raw.xz" 1 job_raw_xz metal
 add metal 4k.raw.xz "$PREFIX-metal4k.$X.raw.xz" 1 job_raw_xz metal4k
 add azure vhd.xz "$PREFIX-azure.$X.vhd.xz" 1 job_vhd_xz azure
@@ -852,28 +901,7 @@ row metal pxe initramfs "$PREFIX-live-initramfs.$X.img" -
 row metal pxe rootfs "$PREFIX-live-rootfs.$X.img" -
 
 log "artifacts (${#JOBS[@]} jobs, 2 at a time)"
-MAXJOBS=2
-PIDS=() NAMES=()
-for j in "${JOBS[@]}"; do
-	while (($(jobs -rp | wc -l) >= MAXJOBS)); do wait -n || true; done
-	file=${j%%|*}
-	read -r -a argv <<<"${j#*|}"
-	(
-		TIMEFORMAT="job %1Rs wall %1Us user %1Ss sys  $file"
-		time "${argv[@]}"
-	) >"$W/log.$file" 2>&1 &
-	PIDS+=($!) NAMES+=("$file")
-done
-fail=0
-for i in "${!PIDS[@]}"; do
-	if ! wait "${PIDS[$i]}"; then
-		echo "job for ${NAMES[$i]} failed:" >&2
-		sed 's/^/  /' "$W/log.${NAMES[$i]}" >&2
-		fail=1
-	fi
-done
-((fail == 0)) || exit 1
-[[ -z ${MKRELEASE_VERBOSE:-} ]] || grep -h '^job ' "$W"/log.* >&2
+run_parallel "${JOBS[@]}"
 rm -rf "$W"/job-*
 
 # ------------------------------------------------------------ stream.json

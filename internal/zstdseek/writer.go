@@ -14,8 +14,12 @@ import (
 
 // encoderLevel is the fixed compression level of every frame. Changing it
 // changes the bytes a Writer produces; see the package tests for the
-// measurements behind the choice.
-const encoderLevel = zstd.SpeedDefault
+// measurements behind the choice. A base is compressed once per release and
+// read many times, so the best level pays: on the example release it stores
+// the metal image in 29.1 MiB instead of 31.5 MiB at the default level
+// (xz -0: 29.2 MiB), at about a third of the default's speed, while
+// decompression speed is unchanged.
+const encoderLevel = zstd.SpeedBestCompression
 
 // Writer compresses data into a seekable zstd blob. Frames are compressed
 // concurrently (one per CPU) and written in order. A Writer is not safe for

@@ -1,0 +1,627 @@
+#!/usr/bin/env bash
+# bench.sh — rehydrator against the downloads and two generic delta tools.
+#
+# Usage:
+#   bash testdata/bench.sh [RELEASE_DIR] [WORKDIR]
+#
+#   RELEASE_DIR  a release as downloaded: stream.json plus every file it
+#                lists. Empty or absent: testdata/mkrelease.sh builds one into
+#                WORKDIR/release (kept and reused by later runs).
+#   WORKDIR      scratch space and results (default /tmp/rehydrator-bench);
+#                the report is also written to WORKDIR/report.txt.
+#
+# One run measures, side by side:
+#   1. size: the downloads vs the rehydrator bundle vs a `zstd --patch-from`
+#      bundle vs an `xdelta3` bundle, per artifact and in total;
+#   2. per-variant cost: stored bytes as a share of each platform disk
+#      variant's non-zero bytes;
+#   3. throughput: `rehydrate` of the metal raw and qemu qcow2 images vs
+#      `sha256sum` over the same file, and peak RSS of `rehydrate --all`;
+#   4. dehydrate wall time and peak RSS.
+#
+# Environment:
+#   JOBS=N          parallel peer encodes (default: nproc)
+#   BENCH_CACHE=0   re-encode the peers instead of reusing WORKDIR/cache
+#   REHYDRATOR=BIN  use this binary instead of `go build ./cmd/rehydrator`
+#
+# Needs (Debian 12 packages): zstd, xdelta3, time (GNU /usr/bin/time),
+# coreutils (sha256sum), python3; plus Go to build the binary.
+#
+# The first run takes ~10 minutes on 2 cores, almost all of it in
+# `zstd -19 --patch-from` (each call indexes the whole metal image at level
+# 19, ~30-50 s). Peer results are cached in WORKDIR/cache keyed by tool
+# version, flags and the SHA-256 of reference and target, so later runs take
+# ~2 minutes; every fresh peer output is decoded and compared byte for byte
+# with its artifact before it counts.
+set -euo pipefail
+export LC_ALL=C
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+RELEASE_ARG=${1:-}
+WORK=${2:-/tmp/rehydrator-bench}
+JOBS=${JOBS:-$(nproc)}
+BENCH_CACHE=${BENCH_CACHE:-1}
+
+ZSTD_LEVEL=-19                          # both peers compress the base with it
+XDELTA_MAX_B=$((1 << 31))               # xdelta3 -B range: 512 KiB .. 2 GiB
+XDELTA_MIN_B=$((1 << 19))
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ setup
+
+check_tools() {
+	local missing=() t
+	for t in zstd xdelta3 sha256sum python3 cmp; do
+		command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+	done
+	[[ -x /usr/bin/time ]] || missing+=("/usr/bin/time (package: time)")
+	[[ -n ${REHYDRATOR:-} ]] || command -v go >/dev/null 2>&1 || missing+=(go)
+	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (apt-get install zstd xdelta3 time coreutils python3)"
+}
+
+# prepare_workdir: fresh per-run directories; the release and the peer cache
+# survive between runs.
+prepare_workdir() {
+	mkdir -p "$WORK"
+	WORK=$(cd "$WORK" && pwd)
+	BIN=$WORK/rehydrator
+	BUNDLE=$WORK/bundle        # rehydrator bundle
+	ALL=$WORK/all              # `rehydrate --all`: every artifact uncompressed
+	TP=$WORK/throughput        # single-artifact rehydrate outputs
+	PEERS=$WORK/peers          # this run's peer outputs (links into the cache)
+	CACHE=$WORK/cache
+	LOGS=$WORK/logs
+	METRICS=$WORK/metrics.txt  # "key value" lines for the report
+	rm -rf "$BUNDLE" "$ALL" "$TP" "$PEERS" "$LOGS" "$WORK"/tmp.*
+	rm -f "$METRICS" "$WORK/report.txt" "$WORK/artifacts.tsv" "$WORK/nonzero.tsv"
+	mkdir -p "$ALL" "$TP" "$PEERS/zstd" "$PEERS/xdelta3" "$CACHE" "$LOGS"
+	write_helper
+}
+
+metric() { printf '%s %s\n' "$1" "$2" >>"$METRICS"; }
+
+# timed CMD...: run CMD under GNU time; sets T_SECS (wall), T_CPU (user +
+# system seconds) and T_RSS (peak KiB).
+timed() {
+	local tf u s
+	tf=$(mktemp "$WORK/tmp.time.XXXXXX")
+	/usr/bin/time -f '%e %M %U %S' -o "$tf" "$@"
+	read -r T_SECS T_RSS u s <"$tf"
+	T_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+	rm -f "$tf"
+}
+
+# fmin A [B]: the smaller of two decimal numbers; A alone if B is empty.
+fmin() { awk -v a="$1" -v b="${2:-}" 'BEGIN { print (b == "" || a + 0 < b + 0) ? a : b }'; }
+
+build_binary() {
+	if [[ -n ${REHYDRATOR:-} ]]; then
+		cp "$REHYDRATOR" "$BIN"
+	else
+		log "building rehydrator"
+		(cd "$REPO" && go build -o "$BIN" ./cmd/rehydrator)
+	fi
+}
+
+# get_release: use RELEASE_DIR, or build the example into WORKDIR/release
+# (once: a complete earlier build is reused).
+get_release() {
+	if [[ -n $RELEASE_ARG ]]; then
+		REL=$(cd "$RELEASE_ARG" && pwd)
+	else
+		REL=$WORK/release
+		if [[ ! -f $REL/stream.json ]]; then
+			log "generating the example release into $REL (1-2 min)"
+			rm -rf "$REL.tmp"
+			bash "$REPO/testdata/mkrelease.sh" "$REL.tmp" >"$LOGS/mkrelease.log" 2>&1 ||
+				die "mkrelease.sh failed, see $LOGS/mkrelease.log"
+			mv "$REL.tmp" "$REL"
+		fi
+	fi
+	[[ -f $REL/stream.json ]] || die "$REL/stream.json not found"
+}
+
+# ------------------------------------------------------- rehydrator runs
+
+run_dehydrate() {
+	log "dehydrate"
+	timed "$BIN" dehydrate --stream "$REL/stream.json" --artifacts "$REL" \
+		--output "$BUNDLE" >"$LOGS/dehydrate.log" 2>&1
+	metric dehydrate_s "$T_SECS"
+	metric dehydrate_cpu_s "$T_CPU"
+	metric dehydrate_rss_kb "$T_RSS"
+	"$BIN" list --from "$BUNDLE" >"$WORK/list.txt"
+	metric bundle_bytes "$(find "$BUNDLE" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')"
+}
+
+# run_rehydrate_all: every artifact into $ALL. These files (each SHA-256
+# verified by rehydrate against the stream) are the inputs of the peers.
+run_rehydrate_all() {
+	log "rehydrate --all"
+	timed "$BIN" rehydrate --from "$BUNDLE" "$ALL" --arch "$ARCH" --all >"$LOGS/rehydrate-all.log" 2>&1
+	metric all_s "$T_SECS"
+	metric all_cpu_s "$T_CPU"
+	metric all_rss_kb "$T_RSS"
+	metric all_bytes "$(find "$ALL" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')"
+}
+
+# throughput LABEL PLATFORM: rehydrate one disk image to a file twice, then
+# sha256sum the same (warm) file twice; the best of each pair counts.
+throughput() {
+	local label=$1 platform=$2 dir=$TP/$1 best_rh='' best_sha='' cpu_rh='' cpu_sha='' rss=0 i f sum
+	log "throughput: $label"
+	for i in 1 2; do
+		rm -rf "$dir" && mkdir -p "$dir"
+		timed "$BIN" rehydrate --from "$BUNDLE" "$dir" --arch "$ARCH" --disk "$platform" \
+			>>"$LOGS/rehydrate-$label.log" 2>&1
+		best_rh=$(fmin "$T_SECS" "$best_rh")
+		cpu_rh=$(fmin "$T_CPU" "$cpu_rh")
+		if ((T_RSS > rss)); then rss=$T_RSS; fi
+	done
+	f=$(find "$dir" -type f)
+	[[ $(wc -l <<<"$f") == 1 ]] || die "rehydrate --disk $platform: expected one file in $dir"
+	cat "$f" >/dev/null # warm read: the page cache cannot be dropped here
+	for i in 1 2; do
+		timed sha256sum "$f" >"$dir.sha256"
+		best_sha=$(fmin "$T_SECS" "$best_sha")
+		cpu_sha=$(fmin "$T_CPU" "$cpu_sha")
+	done
+	# Reference only: SHA-256 through OpenSSL (SHA-NI where the CPU has it).
+	timed python3 -c 'import hashlib, sys
+h = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    for b in iter(lambda: f.read(1 << 20), b""):
+        h.update(b)' "$f"
+	metric "tp_${label}_ossl_s" "$T_SECS"
+	sum=$(cut -d' ' -f1 "$dir.sha256")
+	metric "tp_${label}_file" "$(basename "$f")"
+	metric "tp_${label}_bytes" "$(stat -c %s "$f")"
+	metric "tp_${label}_rh_s" "$best_rh"
+	metric "tp_${label}_rh_rss_kb" "$rss"
+	metric "tp_${label}_sha_s" "$best_sha"
+	metric "tp_${label}_rh_cpu_s" "$cpu_rh"
+	metric "tp_${label}_sha_cpu_s" "$cpu_sha"
+	metric "tp_${label}_sha256" "$sum"
+	rm -rf "$dir"
+}
+
+# ------------------------------------------------------------- the peers
+
+# The peer commands. BASE is the metal raw image, TARGET an artifact (both
+# uncompressed), OUT the result. zstd 1.5.4 raises its own memory limit to
+# the reference's size for --patch-from, so no --memory= is needed to encode;
+# decoding needs --long=31 (or --memory=) because windows exceed 128 MiB.
+peer_encode() { # PEER BASE TARGET OUT
+	case $1 in
+	zstd-base) zstd -q -f $ZSTD_LEVEL --long=31 "$3" -o "$4" ;;
+	xdelta3-base) zstd -q -f $ZSTD_LEVEL "$3" -o "$4" ;;
+	zstd) zstd -q -f $ZSTD_LEVEL --long=31 --patch-from="$2" "$3" -o "$4" ;;
+	xdelta3) xdelta3 -q -f -e -9 -D -B "$XDELTA_B" -s "$2" "$3" "$4" ;;
+	esac
+}
+peer_decode() { # PEER BASE IN -> stdout
+	case $1 in
+	zstd-base | xdelta3-base) zstd -q -d -c --long=31 "$3" ;;
+	zstd) zstd -q -d -c --long=31 --patch-from="$2" "$3" ;;
+	xdelta3) xdelta3 -q -d -D -c -s "$2" "$3" ;;
+	esac
+}
+peer_flags() { # PEER: what the cache key covers
+	case $1 in
+	zstd-base) echo "zstd $ZSTD_LEVEL --long=31" ;;
+	xdelta3-base) echo "zstd $ZSTD_LEVEL" ;;
+	zstd) echo "zstd $ZSTD_LEVEL --long=31 --patch-from" ;;
+	xdelta3) echo "xdelta3 -e -9 -D -B $XDELTA_B -s" ;;
+	esac
+}
+
+# peer_task PEER NAME USHA: encode artifact NAME (uncompressed SHA-256 USHA)
+# with PEER, verify the round trip, and leave PEERS/DIR/NAME.{bin,secs,status}.
+peer_task() {
+	local peer=$1 name=$2 usha=$3 dir key out err
+	dir=$PEERS/${peer%-base}
+	key=$(printf '%s|%s|%s|%s|%s' "$TOOLVERS" "$(peer_flags "$peer")" "$BASE_SHA" "$usha" "$peer" |
+		sha256sum | cut -c1-32)
+	out=$dir/$name.bin
+	if [[ $BENCH_CACHE == 1 && -f $CACHE/$key.bin && -f $CACHE/$key.secs ]]; then
+		ln -f "$CACHE/$key.bin" "$out"
+		cp "$CACHE/$key.secs" "$dir/$name.secs"
+		if [[ -f $CACHE/$key.cpu ]]; then cp "$CACHE/$key.cpu" "$dir/$name.cpu"; fi
+		echo cached >"$dir/$name.status"
+		return 0
+	fi
+	err=$LOGS/$peer-$name.log
+	# GNU time runs programs, not functions: go through an (exported) bash
+	timed bash -c 'peer_encode "$@"' peer_encode "$peer" "$ALL/$BASE_NAME" "$ALL/$name" "$out.tmp" 2>"$err" ||
+		{ echo "encode failed" >"$dir/$name.status"; return 1; }
+	if ! peer_decode "$peer" "$ALL/$BASE_NAME" "$out.tmp" 2>>"$err" | cmp -s - "$ALL/$name"; then
+		echo "ROUND TRIP MISMATCH" >"$dir/$name.status"
+		return 1
+	fi
+	mv "$out.tmp" "$out"
+	echo "$T_SECS" >"$dir/$name.secs"
+	echo "$T_CPU" >"$dir/$name.cpu"
+	echo fresh >"$dir/$name.status"
+	ln -f "$out" "$CACHE/$key.bin.tmp" && mv "$CACHE/$key.bin.tmp" "$CACHE/$key.bin"
+	cp "$dir/$name.cpu" "$CACHE/$key.cpu"
+	cp "$dir/$name.secs" "$CACHE/$key.secs"
+}
+export -f peer_task peer_encode peer_decode peer_flags timed
+
+# run_peers: every peer task, JOBS at a time, longest first.
+run_peers() {
+	local tasks=() t running=0 failed=0 n=0
+	export PEERS CACHE LOGS ALL WORK BASE_NAME BASE_SHA TOOLVERS ZSTD_LEVEL XDELTA_B BENCH_CACHE
+	# The two base compressions first (slowest), then the zstd patches, then
+	# xdelta3 (fast), each by uncompressed size, largest first.
+	tasks+=("zstd-base $BASE_NAME $BASE_SHA" "xdelta3-base $BASE_NAME $BASE_SHA")
+	mapfile -t -O 2 tasks < <(
+		while IFS=$'\t' read -r _ _ _ _ _ _ name usha role; do
+			[[ $role == base ]] && continue
+			size=$(stat -c %s "$ALL/$name")
+			printf '1 %s zstd %s %s\n2 %s xdelta3 %s %s\n' "$size" "$name" "$usha" "$size" "$name" "$usha"
+		done <"$WORK/artifacts.tsv" | sort -k1,1n -k2,2nr | cut -d' ' -f3-
+	)
+	log "peers: ${#tasks[@]} encodes, $JOBS at a time (cache: $([[ $BENCH_CACHE == 1 ]] && echo on || echo off))"
+	for t in "${tasks[@]}"; do
+		if ((running >= JOBS)); then
+			wait -n || failed=$((failed + 1))
+			running=$((running - 1))
+		fi
+		# shellcheck disable=SC2086 # t is "PEER NAME USHA"
+		peer_task $t </dev/null &
+		running=$((running + 1)) n=$((n + 1))
+		if ((n % 8 == 0)); then log "peers: started $n/${#tasks[@]}"; fi
+	done
+	while ((running > 0)); do
+		wait -n || failed=$((failed + 1))
+		running=$((running - 1))
+	done
+	((failed == 0)) || die "$failed peer encodes failed; see $PEERS/*/*.status and $LOGS"
+}
+
+# --------------------------------------------------------------- python
+
+# write_helper: the python3 side: stream.json parsing, the non-zero block
+# scan, qcow2 inspection and the report itself.
+write_helper() {
+	cat >"$WORK/bench_helper.py" <<'PYEOF'
+import json, os, struct, sys
+
+COMPRESSIONS = (".xz", ".gz", ".zip")
+VARIANT_FORMATS = {"raw", "qcow2", "vhd", "vhdx", "tar"}
+
+
+def strip_comp(s):
+    for c in COMPRESSIONS:
+        if s.endswith(c):
+            return s[: -len(c)]
+    return s
+
+
+def cmd_artifacts(stream, reldir, arch):
+    """One TSV row per download of ARCH:
+    arch platform format kind download dlsize outname usha role"""
+    s = json.load(open(stream))
+    rows = []
+    for plat, pv in sorted(s["architectures"][arch]["artifacts"].items()):
+        for fmt, fv in sorted(pv["formats"].items()):
+            for kind, kv in sorted(fv.items()):
+                dl = kv["location"].rsplit("/", 1)[-1]
+                out = strip_comp(dl)
+                usha = kv.get("uncompressed-sha256", kv["sha256"])
+                base = plat == "metal" and kind == "disk" and strip_comp(fmt) == "raw"
+                rows.append([arch, plat, fmt, kind, dl, os.path.getsize(os.path.join(reldir, dl)),
+                             out, usha, "base" if base else "delta"])
+    if sum(r[8] == "base" for r in rows) != 1:
+        sys.exit("bench: no single metal raw disk image in the stream")
+    return rows
+
+
+def nonzero_bytes(path, block=4096, chunk=1 << 20):
+    """Bytes in 4 KiB blocks holding a non-zero byte, read 1 MiB at a time."""
+    zero_chunk, zero_block, n = bytes(chunk), bytes(block), 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return n
+            if b == zero_chunk[: len(b)]:
+                continue
+            mv = memoryview(b)
+            for i in range(0, len(b), block):
+                blk = mv[i:i + block]
+                if blk != zero_block[: len(blk)]:
+                    n += block
+    return n
+
+
+def qcow2_compressed(path):
+    """True if PATH is a qcow2 image with compressed clusters (as nutanix's)."""
+    with open(path, "rb") as f:
+        h = f.read(104)
+        if len(h) < 72 or h[:4] != b"QFI\xfb":
+            return False
+        version, = struct.unpack(">I", h[4:8])
+        cluster_bits, = struct.unpack(">I", h[20:24])
+        l1_size, = struct.unpack(">I", h[36:40])
+        l1_off, = struct.unpack(">Q", h[40:48])
+        incompat = struct.unpack(">Q", h[72:80])[0] if version >= 3 else 0
+        stride = 16 if incompat & (1 << 4) else 8      # extended L2 entries
+        f.seek(l1_off)
+        l1 = struct.unpack(">%dQ" % l1_size, f.read(8 * l1_size))
+        for e in l1:
+            off = e & 0x00FFFFFFFFFFFE00
+            if not off:
+                continue
+            f.seek(off)
+            l2 = f.read(1 << cluster_bits)
+            for i in range(0, len(l2), stride):
+                if l2[i] & 0x40:                    # bit 62: compressed
+                    return True
+    return False
+
+
+def is_variant(row):
+    """Platform disk variants measured in section 2."""
+    _, plat, fmt, kind, *_ = row
+    f = strip_comp(fmt)
+    return row[8] != "base" and kind == "disk" and f.rsplit(".", 1)[-1] in VARIANT_FORMATS
+
+
+def cmd_nonzero(artifacts_tsv, alldir):
+    for line in open(artifacts_tsv):
+        row = line.rstrip("\n").split("\t")
+        if not is_variant(row):
+            continue
+        p = os.path.join(alldir, row[6])
+        print("%s\t%d\t%d" % (row[6], nonzero_bytes(p), qcow2_compressed(p)))
+
+
+# ----------------------------------------------------------------- report
+
+def read_metrics(path):
+    m = {}
+    for line in open(path):
+        k, _, v = line.rstrip("\n").partition(" ")
+        m[k] = v
+    return m
+
+
+def read_list(path):
+    """rehydrator list: FILE -> STORED."""
+    stored = {}
+    for line in open(path).read().splitlines()[1:]:
+        f = line.split()
+        if f and f[0] != "total":
+            stored[f[3]] = int(f[5])
+    return stored
+
+
+def peer(dirpath, name):
+    """Size, wall seconds, CPU seconds (None if unknown) and status of a peer output."""
+    f = lambda ext: os.path.join(dirpath, name + ext)
+    secs = float(open(f(".secs")).read())
+    cpu = float(open(f(".cpu")).read()) if os.path.exists(f(".cpu")) else None
+    return os.path.getsize(f(".bin")), secs, cpu, open(f(".status")).read().strip()
+
+
+def mib(n):
+    return "%.1f MiB" % (n / 1048576)
+
+
+def pct_saved(x, ref):
+    return "%5.1f%% smaller" % (100.0 * (1 - x / ref)) if x <= ref else "%5.1f%% LARGER" % (100.0 * (x / ref - 1))
+
+
+def cmd_report(work, reldir, bundle, jobs, xdelta_b, base_size):
+    m = read_metrics(os.path.join(work, "metrics.txt"))
+    rows = [l.rstrip("\n").split("\t") for l in open(os.path.join(work, "artifacts.tsv"))]
+    stored = read_list(os.path.join(work, "list.txt"))
+    alldir, peers = os.path.join(work, "all"), os.path.join(work, "peers")
+    nz = {}
+    for l in open(os.path.join(work, "nonzero.tsv")):
+        n, b, c = l.split("\t")
+        nz[n] = (int(b), c.strip() == "1")
+    out = []
+    p = out.append
+
+    # One row per artifact, base first, then in stream order.
+    rows.sort(key=lambda r: (r[8] != "base", r[1], r[2], r[3]))
+    names = [r[6] for r in rows]
+    prefix = os.path.commonprefix(names)
+    prefix = prefix[: prefix.rfind("-") + 1] if "-" in prefix else ""
+    data = []
+    fresh = cached = 0
+    enc = {"zstd": 0.0, "xdelta3": 0.0}
+    enc_cpu = {"zstd": 0.0, "xdelta3": 0.0}
+    for r in rows:
+        name = r[6]
+        d = dict(name=name, short=name[len(prefix):], fmt=r[2] if r[3] == "disk" else "%s/%s" % (r[2], r[3]),
+                 usize=os.path.getsize(os.path.join(alldir, name)), dl=int(r[5]),
+                 rh=stored[name], base=r[8] == "base", row=r)
+        for pe in ("zstd", "xdelta3"):
+            d[pe], secs, cpu, st = peer(os.path.join(peers, pe), name)
+            enc[pe] += secs
+            enc_cpu[pe] = None if cpu is None or enc_cpu[pe] is None else enc_cpu[pe] + cpu
+            fresh += st == "fresh"
+            cached += st == "cached"
+        data.append(d)
+
+    arch, rel = rows[0][0], json.load(open(os.path.join(work, "stream.json")))
+    release = next(iter(rel["architectures"][arch]["artifacts"].values())).get("release", "?")
+    p("rehydrator benchmark: %s %s, %d artifacts (release %s)" % (rel.get("stream", "release"), arch, len(rows), release))
+    p("  host: %s cores, load average %s at start, %s at end; %s; %s; %s" % (
+        os.cpu_count(), m["load_start"], m["load_end"], m["v_zstd"], m["v_xdelta3"], m["v_go"]))
+    p("  release: %s" % reldir)
+    p("  bundle:  %s" % bundle)
+    p("  peers (reference = the metal raw image, uncompressed; %d fresh + %d cached encodes, fresh ones" % (fresh, cached))
+    p("  decoded and compared byte for byte with the artifact):")
+    p("    zstd-patch: base `zstd -19 --long=31`; others `zstd -19 --long=31 --patch-from=METAL`")
+    p("      zstd 1.5.4 sizes its own memory limit to the reference for --patch-from, so encoding")
+    p("      needs no --memory=; decoding needs `zstd -d --long=31 [--patch-from=METAL]` (or --memory=)")
+    p("      as the windows exceed the 128 MiB default")
+    xb_note = "the base fits" if base_size <= xdelta_b else \
+        "BASE (%d B) IS LARGER THAN xdelta3's MAXIMUM WINDOW: copies past 2 GiB are not found" % base_size
+    p("    xdelta3:    base `zstd -19`; others `xdelta3 -e -9 -D -B %d -s METAL` (secondary lzma)" % xdelta_b)
+    p("      -B: base size (%d) rounded up to a power of two; xdelta3 3.0.11 takes 512 KiB..2 GiB; %s" % (base_size, xb_note))
+    p("      -D: no external gzip/xz decompression, so the delta is of the bytes as given")
+    p("")
+
+    # ---- 1. size
+    p("1. SIZE (bytes; uncompressed = artifact as rehydrated, download = file as shipped)")
+    p("   file names below drop the common prefix %r" % prefix)
+    w = max(len(d["short"]) for d in data)
+    wf = max(len(d["fmt"]) for d in data)
+    hdr = "   %-*s  %-*s %12s %11s %11s %11s %11s  %s" % (w, "ARTIFACT", wf, "FORMAT", "UNCOMPRESSED", "DOWNLOAD",
+                                                          "REHYDRATOR", "ZSTD-PATCH", "XDELTA3", "SMALLEST")
+    p(hdr)
+    losses = []
+    for d in data:
+        cand = {"rehydrator": d["rh"], "zstd-patch": d["zstd"], "xdelta3": d["xdelta3"]}
+        best = min(cand, key=cand.get)
+        tag = best + (" (base)" if d["base"] else "")
+        p("   %-*s  %-*s %12d %11d %11d %11d %11d  %s" % (w, d["short"], wf, d["fmt"], d["usize"], d["dl"], d["rh"],
+                                                         d["zstd"], d["xdelta3"], tag))
+        if best != "rehydrator":
+            losses.append((d, best, cand[best]))
+    tot_dl = sum(d["dl"] for d in data)
+    tot_u = sum(d["usize"] for d in data)
+    tot_list = sum(d["rh"] for d in data)
+    tot_bundle = int(m["bundle_bytes"])
+    tot_z = sum(d["zstd"] for d in data)
+    tot_x = sum(d["xdelta3"] for d in data)
+    p("   %-*s  %-*s %12d %11d %11d %11d %11d" % (w, "total", wf, "", tot_u, tot_dl, tot_list, tot_z, tot_x))
+    p("")
+    p("   downloads (every file stream.json lists) %14d  %10s" % (tot_dl, mib(tot_dl)))
+    p("   (a) rehydrator bundle (all files)         %14d  %10s  %s vs downloads" % (tot_bundle, mib(tot_bundle), pct_saved(tot_bundle, tot_dl)))
+    p("       of which blobs `list` counts %d, index/manifest/stream metadata %d" % (tot_list, tot_bundle - tot_list))
+    p("   (b) zstd --patch-from bundle              %14d  %10s  %s vs downloads" % (tot_z, mib(tot_z), pct_saved(tot_z, tot_dl)))
+    p("   (c) xdelta3 bundle                        %14d  %10s  %s vs downloads" % (tot_x, mib(tot_x), pct_saved(tot_x, tot_dl)))
+    p("       (peer totals are base + deltas only: no index or metadata)")
+    p("   rehydrator bundle vs (b): %s;  vs (c): %s" % (pct_saved(tot_bundle, tot_z), pct_saved(tot_bundle, tot_x)))
+    if losses:
+        p("   artifacts where a peer stores fewer bytes than rehydrator:")
+        for d, best, b in losses:
+            p("     %-*s rehydrator %d vs %s %d: +%d B (%.2fx)" % (w, d["short"], d["rh"], best, b, d["rh"] - b, d["rh"] / max(b, 1)))
+    p("")
+
+    # ---- 2. per-variant cost
+    p("2. PER-VARIANT COST: stored bytes / non-zero bytes (non-zero 4 KiB blocks x 4096)")
+    p("   variants: raw/qcow2/vhd/vhdx/tar platform disks other than the base; qcow2 with compressed")
+    p("   clusters excluded: %s" % (", ".join(n[len(prefix):] for n, (_, c) in nz.items() if c) or "none"))
+    p("   %-*s %12s %11s %9s %9s %9s" % (w, "VARIANT", "NON-ZERO", "STORED", "REHYDR.", "ZSTD", "XDELTA3"))
+    worst = None
+    for d in data:
+        if d["name"] not in nz or nz[d["name"]][1]:
+            continue
+        n = nz[d["name"]][0]
+        pr = 100.0 * d["rh"] / n
+        flag = "  > 0.5% !" if pr > 0.5 else ""
+        p("   %-*s %12d %11d %8.4f%% %8.4f%% %8.4f%%%s" % (w, d["short"], n, d["rh"], pr, 100.0 * d["zstd"] / n,
+                                                           100.0 * d["xdelta3"] / n, flag))
+        if worst is None or pr > worst[0]:
+            worst = (pr, d["short"])
+    if worst:
+        p("   max: %.4f%% (%s) -> %s" % (worst[0], worst[1], "FLAG: above 0.5%" if worst[0] > 0.5 else "all within 0.5%"))
+    p("")
+
+    # ---- 3. throughput
+    p("3. THROUGHPUT (best of 2 runs; wall time; MB = 10^6 bytes; sha256sum over the same file after a warm read)")
+    p("   %-8s %11s | %-33s | %-24s | %s" % ("", "", "rehydrate to a file", "sha256sum", "ratio"))
+    p("   %-8s %11s | %7s %8s %7s %8s | %7s %8s %7s | %s" % ("ARTIFACT", "SIZE", "WALL", "MB/s", "CPU", "PEAK RSS",
+                                                           "WALL", "MB/s", "CPU", "rehydrate/sha256sum MB/s (by CPU s)"))
+    for label in ("metal", "qemu"):
+        k = lambda s: m["tp_%s_%s" % (label, s)]
+        size = int(k("bytes"))
+        rs, ss = float(k("rh_s")), float(k("sha_s"))
+        rmb, smb = size / 1e6 / max(rs, 0.01), size / 1e6 / max(ss, 0.01)
+        rc, sc = float(k("rh_cpu_s")), float(k("sha_cpu_s"))
+        p("   %-8s %11d | %6.2fs %8.1f %6.2fs %4.0f MiB | %6.2fs %8.1f %6.2fs | %.2fx (%.2fx)" % (
+            label, size, rs, rmb, rc, int(k("rh_rss_kb")) / 1024, ss, smb, sc, rmb / smb, sc / max(rc, 0.01)))
+    for label in ("metal", "qemu"):
+        k = lambda s: m["tp_%s_%s" % (label, s)]
+        want = next(d["row"][7] for d in data if d["name"] == k("file"))
+        ok = "matches" if k("sha256") == want else "DOES NOT MATCH"
+        p("   %s: sha256sum %s the stream's uncompressed-sha256; python3 hashlib (OpenSSL) hashes it in %.2fs (%.0f MB/s)" % (
+            k("file")[len(prefix):], ok, float(k("ossl_s")), int(k("bytes")) / 1e6 / max(float(k("ossl_s")), 0.01)))
+    p("   rehydrate verifies SHA-256 of all it writes (Go, SHA-NI where present) and writes zero runs as holes;")
+    p("   coreutils sha256sum has no SHA-NI path, so on CPUs with SHA-NI it is the slower of the two. CPU = user+sys s.")
+    all_s, all_b = float(m["all_s"]), int(m["all_bytes"])
+    p("   rehydrate --all: %d artifacts, %d bytes in %.2fs wall, %.2fs CPU (%.1f MB/s), peak RSS %.0f MiB" % (
+        len(rows), all_b, all_s, float(m["all_cpu_s"]), all_b / 1e6 / max(all_s, 0.01), int(m["all_rss_kb"]) / 1024))
+    p("")
+
+    # ---- 4. dehydrate
+    ds = float(m["dehydrate_s"])
+    p("4. DEHYDRATE: %.2fs wall, %.2fs CPU (%.1f MB/s of uncompressed artifacts), peak RSS %.0f MiB" % (
+        ds, float(m["dehydrate_cpu_s"]), tot_u / 1e6 / max(ds, 0.01), int(m["dehydrate_rss_kb"]) / 1024))
+    cpu = lambda pe: "n/a" if enc_cpu[pe] is None else "%.0fs" % enc_cpu[pe]
+    p("   for scale, peer encode time summed over artifacts (%s jobs in parallel):" % jobs)
+    p("     zstd-patch %.0fs wall, %s CPU;  xdelta3 %.0fs wall, %s CPU" % (enc["zstd"], cpu("zstd"), enc["xdelta3"], cpu("xdelta3")))
+    p("   (includes each peer's base compression; cached encodes keep the time of the run that made them)")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "artifacts":
+        for r in cmd_artifacts(*args):
+            print("\t".join(map(str, r)))
+    elif cmd == "nonzero":
+        cmd_nonzero(*args)
+    elif cmd == "report":
+        cmd_report(args[0], args[1], args[2], args[3], int(args[4]), int(args[5]))
+    else:
+        sys.exit("unknown helper command " + cmd)
+PYEOF
+}
+helper() { python3 "$WORK/bench_helper.py" "$@"; }
+
+# ------------------------------------------------------------------- main
+
+main() {
+	local t0
+	t0=$(date +%s)
+	check_tools
+	prepare_workdir
+	build_binary
+	get_release
+	cp "$REL/stream.json" "$WORK/stream.json" # the report reads this copy
+	metric load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+	ARCH=${ARCH:-$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["architectures"]; print("x86_64" if "x86_64" in a else sorted(a)[0])' "$REL/stream.json")}
+	helper artifacts "$REL/stream.json" "$REL" "$ARCH" >"$WORK/artifacts.tsv"
+	metric v_zstd "zstd $(zstd -q -V)"
+	metric v_xdelta3 "$(xdelta3 -V 2>&1 | head -1 | cut -d, -f1)"
+	metric v_go "$(if [[ -n ${REHYDRATOR:-} ]]; then echo "prebuilt $REHYDRATOR"; else go version; fi)"
+	TOOLVERS="$(zstd -q -V) $(xdelta3 -V 2>&1 | head -1)"
+
+	# The base: the metal raw image, as rehydrated.
+	IFS=$'\t' read -r BASE_NAME BASE_SHA < <(awk -F'\t' '$9 == "base" { print $7 "\t" $8 }' "$WORK/artifacts.tsv")
+
+	# Timed rehydrator runs first, on an otherwise idle machine.
+	run_dehydrate
+	run_rehydrate_all
+	throughput metal metal
+	throughput qemu qemu
+
+	# xdelta3 -B: the base size rounded up to a power of two, within limits.
+	local base_size
+	base_size=$(stat -c %s "$ALL/$BASE_NAME")
+	XDELTA_B=$XDELTA_MIN_B
+	while ((XDELTA_B < base_size && XDELTA_B < XDELTA_MAX_B)); do XDELTA_B=$((XDELTA_B * 2)); done
+	((base_size <= XDELTA_MAX_B)) || log "WARNING: the base ($base_size B) exceeds xdelta3's 2 GiB source window"
+
+	log "non-zero block scan"
+	helper nonzero "$WORK/artifacts.tsv" "$ALL" >"$WORK/nonzero.tsv"
+	run_peers
+
+	metric load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+	helper report "$WORK" "$REL" "$BUNDLE" "$JOBS" "$XDELTA_B" "$base_size" >"$WORK/report.txt"
+	printf '\n   bench.sh ran %ss; work dir %s\n' "$(($(date +%s) - t0))" "$WORK" >>"$WORK/report.txt"
+	cat "$WORK/report.txt"
+}
+
+main "$@"
