@@ -1,6 +1,7 @@
 package rehydrate
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rehydrator/rehydrator/delta"
+	"github.com/rehydrator/rehydrator/formats"
 	"github.com/rehydrator/rehydrator/internal/zstdseek"
 	"github.com/rehydrator/rehydrator/stream"
 )
@@ -168,7 +170,7 @@ func (b *Bundle) produce(ctx context.Context, a *Artifact, w io.Writer, tmpDir s
 		}
 		defer closer()
 		return zr.WriteTo(w)
-	case KindDelta:
+	case KindDelta, KindFormat:
 		var sources []delta.Source
 		for _, id := range a.Recipe.Sources {
 			src := b.Index.Lookup(id)
@@ -188,12 +190,30 @@ func (b *Bundle) produce(ctx context.Context, a *Artifact, w io.Writer, tmpDir s
 		if err != nil {
 			return 0, err
 		}
-		if dr.Size() != a.Size {
-			return 0, fmt.Errorf("delta %s makes %d bytes, index says %d", a.Recipe.Blob.Digest, dr.Size(), a.Size)
-		}
-		n, err := dr.WriteTo(w)
-		if err != nil {
-			return n, err
+		var n int64
+		if a.Recipe.Kind == KindDelta {
+			if dr.Size() != a.Size {
+				return 0, fmt.Errorf("delta %s makes %d bytes, index says %d", a.Recipe.Blob.Digest, dr.Size(), a.Size)
+			}
+			if n, err = dr.WriteTo(w); err != nil {
+				return n, err
+			}
+		} else {
+			lc, err := b.blobs.Open(*a.Recipe.Layout)
+			if err != nil {
+				return 0, err
+			}
+			defer lc.Close()
+			cw := &countingWriter{w: w}
+			err = formats.Assemble(cw, bufio.NewReaderSize(lc, 64<<10), bufio.NewReaderSize(dr, 1<<20))
+			n = cw.n
+			if err != nil {
+				return n, fmt.Errorf("%s layout %s: %w", a.Recipe.Format, a.Recipe.Layout.Digest, err)
+			}
+			// Drain: the layout's digest is checked at its EOF.
+			if _, err := io.Copy(io.Discard, lc); err != nil {
+				return n, err
+			}
 		}
 		// Drain: the blob's digest is checked at its EOF.
 		if _, err := io.Copy(io.Discard, rc); err != nil {
@@ -251,6 +271,17 @@ func DefaultTmpDir(dest string) string {
 		return os.TempDir()
 	}
 	return filepath.Clean(dest)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // ctxWriter fails writes once ctx is done, so long copies stop on Ctrl-C.

@@ -2,6 +2,7 @@ package rehydrate
 
 import (
 	"archive/zip"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rehydrator/rehydrator/delta"
+	"github.com/rehydrator/rehydrator/formats"
 	"github.com/rehydrator/rehydrator/internal/progress"
 	"github.com/rehydrator/rehydrator/internal/zstdseek"
 	"github.com/rehydrator/rehydrator/stream"
@@ -237,6 +239,7 @@ type dehydrator struct {
 	mu      sync.Mutex
 	indexes map[string]*delta.Index
 	files   []*os.File
+	pending map[*Recipe]pendingBlobs
 }
 
 func (d *dehydrator) closeSources() {
@@ -285,35 +288,58 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		return err
 	}
 	defer dl.Close()
+	br := bufio.NewReaderSize(&ctxReader{ctx: ctx, r: dl}, 64<<10)
 
+	// A container format is split from a file: keep one.
+	var sp *splitter
+	if p.stage != 0 {
+		hdr, _ := br.Peek(4096)
+		sp = detectFormat(hdr)
+	}
 	uh := sha256.New()
-	var sinks []io.Writer
-	sinks = append(sinks, uh)
-	var workFile *os.File
+	sinks := []io.Writer{uh}
 	var sw *sparseWriter
-	if p.keep {
+	if p.keep || sp != nil {
 		p.work = filepath.Join(d.work, strings.ReplaceAll(p.sa.ID(), "/", "_"))
-		if workFile, err = os.Create(p.work); err != nil {
+		workFile, err := os.Create(p.work)
+		if err != nil {
 			return err
 		}
 		defer workFile.Close()
 		sw = newSparseWriter(workFile)
 		sinks = append(sinks, sw)
 	}
-	target := io.TeeReader(&ctxReader{ctx: ctx, r: dl}, io.MultiWriter(sinks...))
-	counted := &countingReader{r: target}
+	counted := &countingReader{r: io.TeeReader(br, io.MultiWriter(sinks...))}
 
-	mediaType, kind := MediaTypeDelta, KindDelta
-	if p.stage == 0 {
-		mediaType, kind = MediaTypeWhole, KindWhole
+	// verified finishes reading the download and checks its hashes.
+	verified := func() (string, error) {
+		if err := dl.Finish(); err != nil {
+			return "", err
+		}
+		if got, want := dl.SHA256(), p.sa.File.SHA256; got != want {
+			return "", fmt.Errorf("download sha256 is %s, stream says %s", got, want)
+		}
+		usum := hex.EncodeToString(uh.Sum(nil))
+		if want := p.sa.File.UncompressedSHA256; want != "" && usum != want {
+			return "", fmt.Errorf("uncompressed sha256 is %s, stream says %s", usum, want)
+		}
+		if sw != nil {
+			return usum, sw.Close()
+		}
+		return usum, nil
 	}
-	bw, err := d.l.NewBlob(mediaType)
-	if err != nil {
-		return err
-	}
-	defer bw.Abort() // no-op once committed
-	var stats delta.Stats
-	if kind == KindWhole {
+
+	recipe := Recipe{Kind: KindDelta, Sources: p.sources}
+	var how string
+	var usum string
+	switch {
+	case p.stage == 0:
+		recipe.Kind = KindWhole
+		bw, err := d.l.NewBlob(MediaTypeWhole)
+		if err != nil {
+			return err
+		}
+		defer bw.Abort() // no-op once committed
 		zw, err := zstdseek.NewWriter(bw, 0)
 		if err != nil {
 			return err
@@ -324,47 +350,156 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		if err := zw.Close(); err != nil {
 			return err
 		}
-	} else {
-		ix, err := d.index(p.sources)
-		if err != nil {
+		if usum, err = verified(); err != nil {
 			return err
 		}
-		if stats, err = ix.Encode(bw, counted); err != nil {
+		if recipe.Blob, err = bw.Commit(); err != nil {
+			return err
+		}
+		how = "stored whole"
+	case sp != nil:
+		if _, err := io.Copy(io.Discard, counted); err != nil {
+			return err
+		}
+		if usum, err = verified(); err != nil {
+			return err
+		}
+		if how, err = d.encodeFormat(p, sp, counted.n, &recipe); err != nil {
+			return err
+		}
+	default:
+		if how, err = d.encodeDelta(p, counted, &recipe); err != nil {
+			return err
+		}
+		if usum, err = verified(); err != nil {
 			return err
 		}
 	}
-	if err := dl.Finish(); err != nil {
-		return err
-	}
-	if got, want := dl.SHA256(), p.sa.File.SHA256; got != want {
-		return fmt.Errorf("download sha256 is %s, stream says %s", got, want)
-	}
-	usum := hex.EncodeToString(uh.Sum(nil))
-	if want := p.sa.File.UncompressedSHA256; want != "" && usum != want {
-		return fmt.Errorf("uncompressed sha256 is %s, stream says %s", usum, want)
-	}
-	if sw != nil {
-		if err := sw.Close(); err != nil {
-			return err
-		}
-	}
-	desc, err := bw.Commit()
-	if err != nil {
+	if err := d.commit(&recipe); err != nil {
 		return err
 	}
 	p.art = Artifact{
 		Arch: p.sa.Arch, Platform: p.sa.Platform, Format: p.sa.Format, Role: p.sa.Role,
 		Release: p.sa.Release, Selector: p.sa.Selector(), File: p.sa.OutputName(),
-		Size: counted.n, SHA256: usum,
-		Recipe: Recipe{Kind: kind, Blob: desc, Sources: p.sources},
+		Size: counted.n, SHA256: usum, Recipe: recipe,
 	}
-	pct := 100 * float64(desc.Size) / float64(max(counted.n, 1))
-	how := "stored whole"
-	if kind == KindDelta {
-		how = fmt.Sprintf("delta over %d source(s), %d ops, %s literal", len(p.sources), stats.Ops, progress.Bytes(stats.Literal))
-	}
+	pct := 100 * float64(p.art.Stored()) / float64(max(counted.n, 1))
 	d.logf("%-28s %-26s %10s -> %10s (%6.2f%%) %s, %.1fs", p.sa.ID(), p.sa.OutputName(),
-		progress.Bytes(counted.n), progress.Bytes(desc.Size), pct, how, time.Since(start).Seconds())
+		progress.Bytes(counted.n), progress.Bytes(p.art.Stored()), pct, how, time.Since(start).Seconds())
+	return nil
+}
+
+// pendingBlobs holds blobs written but not yet committed.
+type pendingBlobs struct{ blob, layout *BlobWriter }
+
+// encodeDelta writes target as a delta over p's sources; the blob is
+// committed by commit once the download has been verified.
+func (d *dehydrator) encodeDelta(p *plan, target io.Reader, r *Recipe) (string, error) {
+	ix, err := d.index(p.sources)
+	if err != nil {
+		return "", err
+	}
+	bw, err := d.l.NewBlob(MediaTypeDelta)
+	if err != nil {
+		return "", err
+	}
+	stats, err := ix.Encode(bw, target)
+	if err != nil {
+		bw.Abort()
+		return "", err
+	}
+	d.stage(r, pendingBlobs{blob: bw})
+	return fmt.Sprintf("delta over %d source(s), %d ops, %s literal", len(p.sources), stats.Ops, progress.Bytes(stats.Literal)), nil
+}
+
+// encodeFormat splits the container in p.work into a layout recipe and its
+// content, and stores the content as a delta over p's sources. A container
+// that does not split is stored as a plain delta.
+func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) (string, error) {
+	f, err := os.Open(p.work)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	content, err := os.CreateTemp(d.work, "content-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(content.Name())
+	defer content.Close()
+	lw, err := d.l.NewBlob(MediaTypeLayout)
+	if err != nil {
+		return "", err
+	}
+	cw := bufio.NewWriterSize(content, 1<<20)
+	b, err := formats.NewBuilder(lw, cw)
+	if err == nil {
+		err = sp.split(f, size, b)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = cw.Flush()
+	}
+	if err != nil {
+		lw.Abort()
+		d.logf("warning: %s: not split as %s (%v); storing it as a plain delta", p.sa.ID(), sp.name, err)
+		return d.encodeDelta(p, io.NewSectionReader(f, 0, size), r)
+	}
+	if _, err := content.Seek(0, io.SeekStart); err != nil {
+		lw.Abort()
+		return "", err
+	}
+	how, err := d.encodeDelta(p, bufio.NewReaderSize(content, 1<<20), r)
+	if err != nil {
+		lw.Abort()
+		return "", err
+	}
+	st := b.Stats()
+	r.Kind, r.Format = KindFormat, sp.name
+	r.Pieces = &Pieces{Recreated: st.Recreated, Kept: st.Kept}
+	d.mu.Lock()
+	pb := d.pending[r]
+	pb.layout = lw
+	d.pending[r] = pb
+	d.mu.Unlock()
+	return fmt.Sprintf("%s split: %d pieces re-created, %d kept, %s verbatim; content %s", sp.name, st.Recreated, st.Kept,
+		progress.Bytes(st.Verbatim), how), nil
+}
+
+func (d *dehydrator) stage(r *Recipe, pb pendingBlobs) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending == nil {
+		d.pending = map[*Recipe]pendingBlobs{}
+	}
+	d.pending[r] = pb
+}
+
+// commit names r's pending blobs by their digests.
+func (d *dehydrator) commit(r *Recipe) error {
+	d.mu.Lock()
+	pb, ok := d.pending[r]
+	delete(d.pending, r)
+	d.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	var err error
+	if r.Blob, err = pb.blob.Commit(); err != nil {
+		if pb.layout != nil {
+			pb.layout.Abort()
+		}
+		return err
+	}
+	if pb.layout != nil {
+		desc, err := pb.layout.Commit()
+		if err != nil {
+			return err
+		}
+		r.Layout = &desc
+	}
 	return nil
 }
 
@@ -535,9 +670,15 @@ func writeManifest(l *Layout, st *stream.Stream, ix *Index) error {
 	layers := []ocispec.Descriptor{ixDesc, ix.Stream}
 	seen := map[string]bool{}
 	for _, a := range ix.Artifacts {
-		if !seen[a.Recipe.Blob.Digest.String()] {
-			seen[a.Recipe.Blob.Digest.String()] = true
-			layers = append(layers, a.Recipe.Blob)
+		descs := []ocispec.Descriptor{a.Recipe.Blob}
+		if a.Recipe.Layout != nil {
+			descs = append(descs, *a.Recipe.Layout)
+		}
+		for _, d := range descs {
+			if !seen[d.Digest.String()] {
+				seen[d.Digest.String()] = true
+				layers = append(layers, d)
+			}
 		}
 	}
 	m := ocispec.Manifest{

@@ -24,6 +24,8 @@ const (
 	MediaTypeWhole = "application/vnd.rehydrator.whole.v1+zstd"
 	// MediaTypeDelta is an artifact stored as a delta against other artifacts.
 	MediaTypeDelta = "application/vnd.rehydrator.delta.v1"
+	// MediaTypeLayout is a container format's recipe (package formats).
+	MediaTypeLayout = "application/vnd.rehydrator.layout.v1"
 )
 
 // Recipe kinds.
@@ -32,6 +34,10 @@ const (
 	KindWhole = "whole"
 	// KindDelta: the blob is a delta over the artifacts named in Sources, in order.
 	KindDelta = "delta"
+	// KindFormat: a container file (Format) split by package formats: the
+	// blob is a delta of its uncompressed content over Sources, and Layout
+	// holds the recipe that re-creates the container around it.
+	KindFormat = "format"
 )
 
 // IndexVersion is the bundle index schema this package writes and reads.
@@ -70,6 +76,17 @@ type Recipe struct {
 	Blob ocispec.Descriptor `json:"blob"`
 	// Sources are IDs of artifacts (earlier in the index) a delta copies from.
 	Sources []string `json:"sources,omitempty"`
+	// Format and Layout describe a KindFormat container; Pieces counts its
+	// compressed pieces: re-created on rehydration, or kept verbatim.
+	Format string              `json:"format,omitempty"`
+	Layout *ocispec.Descriptor `json:"layout,omitempty"`
+	Pieces *Pieces             `json:"pieces,omitempty"`
+}
+
+// Pieces counts a container's compressed pieces.
+type Pieces struct {
+	Recreated int `json:"recreated"`
+	Kept      int `json:"kept"`
 }
 
 // ID is the artifact's stable identifier, ARCH/PLATFORM/FORMAT/ROLE.
@@ -78,7 +95,13 @@ func (a *Artifact) ID() string {
 }
 
 // Stored is the number of bundle bytes spent on this artifact alone.
-func (a *Artifact) Stored() int64 { return a.Recipe.Blob.Size }
+func (a *Artifact) Stored() int64 {
+	n := a.Recipe.Blob.Size
+	if a.Recipe.Layout != nil {
+		n += a.Recipe.Layout.Size
+	}
+	return n
+}
 
 var (
 	hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -164,7 +187,17 @@ func (ix *Index) Validate() error {
 			if err := checkDescriptor(r.Blob, MediaTypeWhole); err != nil {
 				return fmt.Errorf("bundle index: artifact %s: %w", id, err)
 			}
-		case KindDelta:
+		case KindDelta, KindFormat:
+			if r.Kind == KindFormat {
+				if !knownFormat(r.Format) || r.Layout == nil {
+					return fmt.Errorf("bundle index: artifact %s: unknown container format %q", id, r.Format)
+				}
+				if err := checkDescriptor(*r.Layout, MediaTypeLayout); err != nil {
+					return fmt.Errorf("bundle index: artifact %s: %w", id, err)
+				}
+			} else if r.Format != "" || r.Layout != nil {
+				return fmt.Errorf("bundle index: artifact %s: format fields in a delta recipe", id)
+			}
 			if err := checkDescriptor(r.Blob, MediaTypeDelta); err != nil {
 				return fmt.Errorf("bundle index: artifact %s: %w", id, err)
 			}

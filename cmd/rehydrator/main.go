@@ -299,7 +299,7 @@ func listCmd(c *cli.Context) error {
 
 func writeList(w io.Writer, b *rehydrate.Bundle) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ARCH\tPLATFORM\tFORMAT\tFILE\tSIZE\tSTORED")
+	fmt.Fprintln(tw, "ARCH\tPLATFORM\tFORMAT\tFILE\tSIZE\tSTORED\tPIECES")
 	var size, stored int64
 	for i := range b.Index.Artifacts {
 		a := &b.Index.Artifacts[i]
@@ -307,7 +307,11 @@ func writeList(w io.Writer, b *rehydrate.Bundle) error {
 		if a.Role != "disk" {
 			format += "/" + a.Role
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", a.Arch, a.Platform, format, a.File, a.Size, a.Stored())
+		pieces := "-"
+		if p := a.Recipe.Pieces; p != nil {
+			pieces = fmt.Sprintf("%d re-created, %d kept", p.Recreated, p.Kept)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", a.Arch, a.Platform, format, a.File, a.Size, a.Stored(), pieces)
 		size += a.Size
 		stored += a.Stored()
 	}
