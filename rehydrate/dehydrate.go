@@ -239,7 +239,6 @@ type dehydrator struct {
 	mu      sync.Mutex
 	indexes map[string]*delta.Index
 	files   []*os.File
-	pending map[*Recipe]pendingBlobs
 }
 
 func (d *dehydrator) closeSources() {
@@ -330,18 +329,23 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 	}
 
 	recipe := Recipe{Kind: KindDelta, Sources: p.sources}
-	var how string
-	var usum string
+	var how, usum string
+	var blob, layout *BlobWriter // committed once the download is verified
+	defer func() {
+		for _, w := range []*BlobWriter{blob, layout} {
+			if w != nil {
+				w.Abort() // no-op once committed
+			}
+		}
+	}()
 	switch {
 	case p.stage == 0:
-		recipe.Kind = KindWhole
-		bw, err := d.l.NewBlob(MediaTypeWhole)
-		if err != nil {
+		recipe.Kind, how = KindWhole, "stored whole"
+		if blob, err = d.l.NewBlob(MediaTypeWhole); err != nil {
 			return err
 		}
-		defer bw.Abort() // no-op once committed
-		zw, err := zstdseek.NewWriter(bw, 0)
-		if err != nil {
+		var zw *zstdseek.Writer
+		if zw, err = zstdseek.NewWriter(blob, 0); err != nil {
 			return err
 		}
 		if _, err := io.Copy(zw, counted); err != nil {
@@ -350,13 +354,7 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		if err := zw.Close(); err != nil {
 			return err
 		}
-		if usum, err = verified(); err != nil {
-			return err
-		}
-		if recipe.Blob, err = bw.Commit(); err != nil {
-			return err
-		}
-		how = "stored whole"
+		usum, err = verified()
 	case sp != nil:
 		if _, err := io.Copy(io.Discard, counted); err != nil {
 			return err
@@ -364,19 +362,24 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		if usum, err = verified(); err != nil {
 			return err
 		}
-		if how, err = d.encodeFormat(p, sp, counted.n, &recipe); err != nil {
-			return err
-		}
+		blob, layout, how, err = d.encodeFormat(p, sp, counted.n, &recipe)
 	default:
-		if how, err = d.encodeDelta(p, counted, &recipe); err != nil {
-			return err
-		}
-		if usum, err = verified(); err != nil {
-			return err
+		if blob, how, err = d.encodeDelta(p, counted); err == nil {
+			usum, err = verified()
 		}
 	}
-	if err := d.commit(&recipe); err != nil {
+	if err != nil {
 		return err
+	}
+	if recipe.Blob, err = blob.Commit(); err != nil {
+		return err
+	}
+	if layout != nil {
+		desc, err := layout.Commit()
+		if err != nil {
+			return err
+		}
+		recipe.Layout = &desc
 	}
 	p.art = Artifact{
 		Arch: p.sa.Arch, Platform: p.sa.Platform, Format: p.sa.Format, Role: p.sa.Role,
@@ -389,50 +392,45 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 	return nil
 }
 
-// pendingBlobs holds blobs written but not yet committed.
-type pendingBlobs struct{ blob, layout *BlobWriter }
-
-// encodeDelta writes target as a delta over p's sources; the blob is
-// committed by commit once the download has been verified.
-func (d *dehydrator) encodeDelta(p *plan, target io.Reader, r *Recipe) (string, error) {
+// encodeDelta writes target as a delta over p's sources into an uncommitted blob.
+func (d *dehydrator) encodeDelta(p *plan, target io.Reader) (*BlobWriter, string, error) {
 	ix, err := d.index(p.sources)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	bw, err := d.l.NewBlob(MediaTypeDelta)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	stats, err := ix.Encode(bw, target)
 	if err != nil {
 		bw.Abort()
-		return "", err
+		return nil, "", err
 	}
-	d.stage(r, pendingBlobs{blob: bw})
-	return fmt.Sprintf("delta over %d source(s), %d ops, %s literal", len(p.sources), stats.Ops, progress.Bytes(stats.Literal)), nil
+	return bw, fmt.Sprintf("delta over %d source(s), %d ops, %s literal", len(p.sources), stats.Ops, progress.Bytes(stats.Literal)), nil
 }
 
 // encodeFormat splits the container in p.work into a layout recipe and its
-// content, and stores the content as a delta over p's sources. A container
-// that does not split is stored as a plain delta.
-func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) (string, error) {
+// content, and stores the content as a delta over p's sources; it fills in
+// r's format fields. A container that does not split is stored as a plain
+// delta (layout nil).
+func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) (blob, layout *BlobWriter, how string, err error) {
 	f, err := os.Open(p.work)
 	if err != nil {
-		return "", err
+		return nil, nil, "", err
 	}
 	defer f.Close()
 	content, err := os.CreateTemp(d.work, "content-")
 	if err != nil {
-		return "", err
+		return nil, nil, "", err
 	}
 	defer os.Remove(content.Name())
 	defer content.Close()
-	lw, err := d.l.NewBlob(MediaTypeLayout)
-	if err != nil {
-		return "", err
+	if layout, err = d.l.NewBlob(MediaTypeLayout); err != nil {
+		return nil, nil, "", err
 	}
 	cw := bufio.NewWriterSize(content, 1<<20)
-	b, err := formats.NewBuilder(lw, cw)
+	b, err := formats.NewBuilder(layout, cw)
 	if err == nil {
 		err = sp.split(f, size, b)
 		if cerr := b.Close(); err == nil {
@@ -443,64 +441,25 @@ func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) 
 		err = cw.Flush()
 	}
 	if err != nil {
-		lw.Abort()
+		layout.Abort()
 		d.logf("warning: %s: not split as %s (%v); storing it as a plain delta", p.sa.ID(), sp.name, err)
-		return d.encodeDelta(p, io.NewSectionReader(f, 0, size), r)
+		blob, how, err = d.encodeDelta(p, io.NewSectionReader(f, 0, size))
+		return blob, nil, how, err
 	}
 	if _, err := content.Seek(0, io.SeekStart); err != nil {
-		lw.Abort()
-		return "", err
+		layout.Abort()
+		return nil, nil, "", err
 	}
-	how, err := d.encodeDelta(p, bufio.NewReaderSize(content, 1<<20), r)
-	if err != nil {
-		lw.Abort()
-		return "", err
+	if blob, how, err = d.encodeDelta(p, bufio.NewReaderSize(content, 1<<20)); err != nil {
+		layout.Abort()
+		return nil, nil, "", err
 	}
 	st := b.Stats()
 	r.Kind, r.Format = KindFormat, sp.name
 	r.Pieces = &Pieces{Recreated: st.Recreated, Kept: st.Kept}
-	d.mu.Lock()
-	pb := d.pending[r]
-	pb.layout = lw
-	d.pending[r] = pb
-	d.mu.Unlock()
-	return fmt.Sprintf("%s split: %d pieces re-created, %d kept, %s verbatim; content %s", sp.name, st.Recreated, st.Kept,
-		progress.Bytes(st.Verbatim), how), nil
-}
-
-func (d *dehydrator) stage(r *Recipe, pb pendingBlobs) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.pending == nil {
-		d.pending = map[*Recipe]pendingBlobs{}
-	}
-	d.pending[r] = pb
-}
-
-// commit names r's pending blobs by their digests.
-func (d *dehydrator) commit(r *Recipe) error {
-	d.mu.Lock()
-	pb, ok := d.pending[r]
-	delete(d.pending, r)
-	d.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	var err error
-	if r.Blob, err = pb.blob.Commit(); err != nil {
-		if pb.layout != nil {
-			pb.layout.Abort()
-		}
-		return err
-	}
-	if pb.layout != nil {
-		desc, err := pb.layout.Commit()
-		if err != nil {
-			return err
-		}
-		r.Layout = &desc
-	}
-	return nil
+	how = fmt.Sprintf("%s split: %d pieces re-created, %d kept, %s verbatim; content %s",
+		sp.name, st.Recreated, st.Kept, progress.Bytes(st.Verbatim), how)
+	return blob, layout, how, nil
 }
 
 // download reads a downloaded file, decompressing it on the fly and hashing

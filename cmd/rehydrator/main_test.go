@@ -440,31 +440,44 @@ func TestDehydrateChecksDownloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A release directory of symlinks with one download swapped for junk:
+	// the base (stored whole), a split container, a plain delta.
 	var victim stream.Artifact
-	for _, a := range st.Artifacts() {
-		if a.Platform == "digitalocean" {
-			victim = a
+	for _, id := range []string{"x86_64/metal/raw.xz/disk", "x86_64/gcp/tar.gz/disk", "x86_64/digitalocean/qcow2.gz/disk"} {
+		dir := t.TempDir()
+		for _, a := range st.Artifacts() {
+			if a.ID() == id {
+				victim = a
+				os.WriteFile(filepath.Join(dir, a.Name()), []byte("not the download"), 0o644)
+				continue
+			}
+			os.Symlink(filepath.Join(release, a.Name()), filepath.Join(dir, a.Name()))
+		}
+		out := filepath.Join(t.TempDir(), "bundle")
+		r := run(t, "dehydrate", "--stream", filepath.Join(release, "stream.json"), "--artifacts", dir, "--output", out)
+		if r.code == 0 || !strings.Contains(string(r.stderr), victim.Name()) {
+			t.Errorf("dehydrate with a bad %s: exit %d, %s", victim.Name(), r.code, r.stderr)
+		}
+		if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+			t.Errorf("a failed dehydrate left %v", ents)
 		}
 	}
-	// A release directory of symlinks with one download swapped for junk.
+	// A download with the right length but one changed byte.
 	dir := t.TempDir()
 	for _, a := range st.Artifacts() {
-		if a.ID() == victim.ID() {
-			os.WriteFile(filepath.Join(dir, a.Name()), []byte("not the download"), 0o644)
-			continue
-		}
 		os.Symlink(filepath.Join(release, a.Name()), filepath.Join(dir, a.Name()))
 	}
+	b, err := os.ReadFile(filepath.Join(release, victim.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	os.Remove(filepath.Join(dir, victim.Name()))
+	os.WriteFile(filepath.Join(dir, victim.Name()), b, 0o644)
 	out := filepath.Join(t.TempDir(), "bundle")
 	r := run(t, "dehydrate", "--stream", filepath.Join(release, "stream.json"), "--artifacts", dir, "--output", out)
 	if r.code == 0 || !strings.Contains(string(r.stderr), victim.Name()) {
-		t.Errorf("dehydrate with a bad download: exit %d, %s", r.code, r.stderr)
-	}
-	if _, err := os.Stat(out); err == nil {
-		t.Error("a failed dehydrate left a bundle behind")
-	}
-	if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
-		t.Errorf("a failed dehydrate left %v", ents)
+		t.Errorf("dehydrate with a flipped byte: exit %d, %s", r.code, r.stderr)
 	}
 
 	// Missing download: an error naming it, or skipped with --allow-missing.
