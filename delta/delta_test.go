@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/rehydrator/rehydrator/internal/zeros"
 	"io"
 	"math"
 	"math/rand"
@@ -930,7 +931,7 @@ func TestHelpers(t *testing.T) {
 		for zs < len(z) && z[len(z)-1-zs] == 0 {
 			zs++
 		}
-		if zeroPrefix(z) != zp || zeroSuffix(z) != zs || isZero(z) != (zp == len(z)) {
+		if zeroPrefix(z) != zp || zeroSuffix(z) != zs || zeros.Is(z) != (zp == len(z)) {
 			t.Fatalf("zero helpers wrong on %v", z)
 		}
 	}

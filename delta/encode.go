@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/rehydrator/rehydrator/internal/zeros"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -370,7 +371,7 @@ func (e *encoder) candidate(i int, h uint64) (next int64, why stop, found bool, 
 	bs := ix.bs
 	win := e.buf[i-bs : i]
 	wstart := e.base + int64(i-bs)
-	if h == ix.h.zero && isZero(win) {
+	if h == ix.h.zero && zeros.Is(win) {
 		z := wstart - int64(zeroSuffix(e.at(e.lit, wstart)))
 		if err := e.flushLit(z); err != nil {
 			return 0, 0, false, err
@@ -448,7 +449,7 @@ loop:
 		tb := e.at(t, t+n)
 		for p := 0; p < len(tb); p += zeroPiece {
 			q := min(p+zeroPiece, len(tb))
-			if q-p == zeroPiece && isZero(tb[p:q]) {
+			if q-p == zeroPiece && zeros.Is(tb[p:q]) {
 				t, s = t+int64(p), s+int64(p)
 				why = stopZero
 				break loop

@@ -3,6 +3,7 @@ package delta
 import (
 	"errors"
 	"fmt"
+	"github.com/rehydrator/rehydrator/internal/zeros"
 	"io"
 	"math/bits"
 	"sort"
@@ -191,7 +192,7 @@ func hashBlocks(sources []Source, sizes []int64, h *hasher) ([]blockHash, error)
 			}
 			for p := 0; p < n; p += bs {
 				b := buf[p : p+bs]
-				if !isZero(b) {
+				if !zeros.Is(b) {
 					ents = append(ents, blockHash{h.block(b), uint32(i), uint32((off + int64(p)) / int64(bs))})
 				}
 			}

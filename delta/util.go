@@ -6,23 +6,6 @@ import (
 	"math/bits"
 )
 
-// isZero reports whether b holds only zero bytes.
-func isZero(b []byte) bool {
-	for len(b) >= 32 {
-		if binary.LittleEndian.Uint64(b)|binary.LittleEndian.Uint64(b[8:])|
-			binary.LittleEndian.Uint64(b[16:])|binary.LittleEndian.Uint64(b[24:]) != 0 {
-			return false
-		}
-		b = b[32:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // zeroPrefix returns the number of leading zero bytes of b.
 func zeroPrefix(b []byte) int {
 	n := 0

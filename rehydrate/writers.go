@@ -1,10 +1,11 @@
 package rehydrate
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"sync/atomic"
+
+	"github.com/rehydrator/rehydrator/internal/zeros"
 )
 
 // asyncWriter hands writes to a goroutine, so that producing bytes (decoding)
@@ -104,8 +105,6 @@ func (a *asyncWriter) Close() error {
 // sparseBlock is the granularity at which zero data becomes holes.
 const sparseBlock = 4096
 
-var zeroBlock [sparseBlock]byte
-
 // sparseWriter writes to a file, leaving holes where whole aligned blocks are zero.
 type sparseWriter struct {
 	f   *os.File
@@ -126,7 +125,7 @@ func (s *sparseWriter) Write(p []byte) (int, error) {
 				k = len(p) - n
 			}
 			chunk := p[n : n+k]
-			if k == sparseBlock && bytes.Equal(chunk, zeroBlock[:]) {
+			if k == sparseBlock && zeros.Is(chunk) {
 				if n > 0 {
 					break
 				}

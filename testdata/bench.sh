@@ -27,12 +27,13 @@
 # Needs (Debian 12 packages): zstd, xdelta3, time (GNU /usr/bin/time),
 # coreutils (sha256sum), python3; plus Go to build the binary.
 #
-# The first run takes ~10 minutes on 2 cores, almost all of it in
-# `zstd -19 --patch-from` (each call indexes the whole metal image at level
-# 19, ~30-50 s). Peer results are cached in WORKDIR/cache keyed by tool
-# version, flags and the SHA-256 of reference and target, so later runs take
-# ~2 minutes; every fresh peer output is decoded and compared byte for byte
-# with its artifact before it counts.
+# Runtime: the peers cost ~1100 CPU seconds on the example, so a first run
+# takes ~10-12 minutes on 2 idle cores (plus 1-2 for mkrelease.sh), 3/4 of it
+# in `zstd -19 --patch-from`: each call indexes the whole 448 MiB metal image
+# at level 19 (~33 CPU s), whatever the target's size. Peer outputs are
+# cached in WORKDIR/cache, keyed by tool versions, flags and the SHA-256 of
+# reference and target, so later runs take ~2-3 minutes. Every fresh peer
+# output is decoded and compared byte for byte with its artifact first.
 set -euo pipefail
 export LC_ALL=C
 
@@ -174,7 +175,7 @@ h = hashlib.sha256()
 with open(sys.argv[1], "rb") as f:
     for b in iter(lambda: f.read(1 << 20), b""):
         h.update(b)' "$f"
-	metric "tp_${label}_ossl_s" "$T_SECS"
+	metric "tp_${label}_ossl_cpu_s" "$T_CPU"
 	sum=$(cut -d' ' -f1 "$dir.sha256")
 	metric "tp_${label}_file" "$(basename "$f")"
 	metric "tp_${label}_bytes" "$(stat -c %s "$f")"
@@ -545,10 +546,11 @@ def cmd_report(work, reldir, bundle, jobs, xdelta_b, base_size):
         k = lambda s: m["tp_%s_%s" % (label, s)]
         want = next(d["row"][7] for d in data if d["name"] == k("file"))
         ok = "matches" if k("sha256") == want else "DOES NOT MATCH"
-        p("   %s: sha256sum %s the stream's uncompressed-sha256; python3 hashlib (OpenSSL) hashes it in %.2fs (%.0f MB/s)" % (
-            k("file")[len(prefix):], ok, float(k("ossl_s")), int(k("bytes")) / 1e6 / max(float(k("ossl_s")), 0.01)))
+        p("   %s: sha256sum %s the stream's uncompressed-sha256; python3 hashlib (OpenSSL) hashes it in %.2fs CPU" % (
+            k("file")[len(prefix):], ok, float(k("ossl_cpu_s"))))
     p("   rehydrate verifies SHA-256 of all it writes (Go, SHA-NI where present) and writes zero runs as holes;")
-    p("   coreutils sha256sum has no SHA-NI path, so on CPUs with SHA-NI it is the slower of the two. CPU = user+sys s.")
+    p("   coreutils sha256sum has no SHA-NI path, so on CPUs with SHA-NI it is the slower of the two.")
+    p("   CPU = user+sys seconds; on a busy machine (see the load average above) compare those, not wall.")
     all_s, all_b = float(m["all_s"]), int(m["all_bytes"])
     p("   rehydrate --all: %d artifacts, %d bytes in %.2fs wall, %.2fs CPU (%.1f MB/s), peak RSS %.0f MiB" % (
         len(rows), all_b, all_s, float(m["all_cpu_s"]), all_b / 1e6 / max(all_s, 0.01), int(m["all_rss_kb"]) / 1024))
@@ -594,9 +596,12 @@ main() {
 	ARCH=${ARCH:-$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["architectures"]; print("x86_64" if "x86_64" in a else sorted(a)[0])' "$REL/stream.json")}
 	helper artifacts "$REL/stream.json" "$REL" "$ARCH" >"$WORK/artifacts.tsv"
 	metric v_zstd "zstd $(zstd -q -V)"
-	metric v_xdelta3 "$(xdelta3 -V 2>&1 | head -1 | cut -d, -f1)"
+	# sed, not head: head exits early and xdelta3 then dies of SIGPIPE (pipefail)
+	local xdv
+	xdv=$(xdelta3 -V 2>&1 | sed -n 1p)
+	metric v_xdelta3 "${xdv%%,*}"
 	metric v_go "$(if [[ -n ${REHYDRATOR:-} ]]; then echo "prebuilt $REHYDRATOR"; else go version; fi)"
-	TOOLVERS="$(zstd -q -V) $(xdelta3 -V 2>&1 | head -1)"
+	TOOLVERS="$(zstd -q -V) $xdv"
 
 	# The base: the metal raw image, as rehydrated.
 	IFS=$'\t' read -r BASE_NAME BASE_SHA < <(awk -F'\t' '$9 == "base" { print $7 "\t" $8 }' "$WORK/artifacts.tsv")

@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"encoding/binary"
 	"fmt"
+	"github.com/rehydrator/rehydrator/internal/zeros"
 	"io"
 	"runtime"
 	"sort"
@@ -487,7 +488,7 @@ func (r *Reader) decodeFrame(i int, dst []byte) (data, buf []byte, err error) {
 			return nil, nil, r.frameErr(i, fmt.Errorf("%w: checksum %#08x, seek table says %#08x", ErrFormat, sum, want))
 		}
 	}
-	if cs <= zeroFrameMaxComp && ds > 0 && allZero(out) {
+	if cs <= zeroFrameMaxComp && ds > 0 && zeros.Is(out) {
 		r.learnZero(src, ds, sum)
 	}
 	return out, dst, nil
@@ -524,23 +525,6 @@ func (r *Reader) learnZero(src []byte, size int64, sum uint32) {
 		r.zeros = make([]byte, size) // readers may still hold the old one
 	}
 	r.zeroKeys = append(r.zeroKeys, zeroKey{comp: bytes.Clone(src), size: size, sum: sum})
-}
-
-// allZero reports whether b holds only zero bytes.
-func allZero(b []byte) bool {
-	for len(b) >= 32 {
-		if binary.LittleEndian.Uint64(b)|binary.LittleEndian.Uint64(b[8:])|
-			binary.LittleEndian.Uint64(b[16:])|binary.LittleEndian.Uint64(b[24:]) != 0 {
-			return false
-		}
-		b = b[32:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *Reader) frameErr(i int, err error) error {

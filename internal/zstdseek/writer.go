@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/rehydrator/rehydrator/internal/zeros"
 	"io"
 	"math"
 	"runtime"
@@ -236,7 +237,7 @@ func (w *Writer) flushFrame() error {
 
 // encode compresses src as one frame appended to dst.
 func (w *Writer) encode(src, dst []byte) []byte {
-	if len(src) != w.frameSize || !allZero(src) {
+	if len(src) != w.frameSize || !zeros.Is(src) {
 		return w.enc.EncodeAll(src, dst)
 	}
 	w.zeroMu.Lock()
