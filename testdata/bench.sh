@@ -32,7 +32,7 @@
 # in `zstd -19 --patch-from`: each call indexes the whole 448 MiB metal image
 # at level 19 (~33 CPU s), whatever the target's size. Peer outputs are
 # cached in WORKDIR/cache, keyed by tool versions, flags and the SHA-256 of
-# reference and target, so later runs take ~2-3 minutes. Every fresh peer
+# reference and target, so later runs take 1-3 minutes. Every fresh peer
 # output is decoded and compared byte for byte with its artifact first.
 set -euo pipefail
 export LC_ALL=C
@@ -219,7 +219,7 @@ peer_flags() { # PEER: what the cache key covers
 }
 
 # peer_task PEER NAME USHA: encode artifact NAME (uncompressed SHA-256 USHA)
-# with PEER, verify the round trip, and leave PEERS/DIR/NAME.{bin,secs,status}.
+# with PEER, verify the round trip, and leave PEERS/DIR/NAME.{bin,secs,cpu,status}.
 peer_task() {
 	local peer=$1 name=$2 usha=$3 dir key out err
 	dir=$PEERS/${peer%-base}
@@ -392,12 +392,16 @@ def read_metrics(path):
 
 
 def read_list(path):
-    """rehydrator list: FILE -> STORED."""
+    """rehydrator list: FILE -> STORED, columns found by the header (the
+    columns before STORED are single words; later ones may not be)."""
+    lines = open(path).read().splitlines()
+    hdr = lines[0].split()
+    fi, si = hdr.index("FILE"), hdr.index("STORED")
     stored = {}
-    for line in open(path).read().splitlines()[1:]:
+    for line in lines[1:]:
         f = line.split()
         if f and f[0] != "total":
-            stored[f[3]] = int(f[5])
+            stored[f[fi]] = int(f[si])
     return stored
 
 
@@ -606,7 +610,7 @@ main() {
 	# The base: the metal raw image, as rehydrated.
 	IFS=$'\t' read -r BASE_NAME BASE_SHA < <(awk -F'\t' '$9 == "base" { print $7 "\t" $8 }' "$WORK/artifacts.tsv")
 
-	# Timed rehydrator runs first, on an otherwise idle machine.
+	# Timed rehydrator runs first, before this script starts any peer encode.
 	run_dehydrate
 	run_rehydrate_all
 	throughput metal metal
