@@ -16,7 +16,7 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// Compressions lists the values Options.Compress accepts, with their suffixes.
+// compressSuffix maps the values Options.Compress accepts to their file suffixes.
 var compressSuffix = map[string]string{"": "", "gzip": ".gz", "xz": ".xz", "zstd": ".zst"}
 
 // Options control where and how artifacts are written.
