@@ -131,20 +131,26 @@ func (e *ChecksumError) Error() string {
 // On a mismatch it returns an *ArtifactError wrapping a *ChecksumError after
 // all bytes were written: w's content must then be discarded.
 func (b *Bundle) WriteArtifact(ctx context.Context, a *Artifact, w io.Writer, tmpDir string) error {
-	if err := b.writeArtifact(ctx, a, w, tmpDir, 0); err != nil {
+	srcs := newSourceFiles(tmpDir)
+	defer srcs.Close()
+	return b.writeVerified(ctx, a, w, srcs)
+}
+
+// writeVerified is WriteArtifact with source files shared across artifacts.
+func (b *Bundle) writeVerified(ctx context.Context, a *Artifact, w io.Writer, srcs *sourceFiles) error {
+	if err := b.writeArtifact(ctx, a, w, srcs); err != nil {
 		return &ArtifactError{File: a.File, Err: err}
 	}
 	return nil
 }
 
-func (b *Bundle) writeArtifact(ctx context.Context, a *Artifact, w io.Writer, tmpDir string, depth int) error {
-	if depth > len(b.Index.Artifacts) {
-		return fmt.Errorf("source chain too deep")
-	}
+// writeArtifact regenerates and verifies a. Recursion through sources ends
+// because an index only names earlier artifacts as sources (Index.Validate).
+func (b *Bundle) writeArtifact(ctx context.Context, a *Artifact, w io.Writer, srcs *sourceFiles) error {
 	h := sha256.New()
 	hw := newAsyncWriter(io.MultiWriter(h, w))
 	cw := &ctxWriter{ctx: ctx, w: hw}
-	n, err := b.produce(ctx, a, cw, tmpDir, depth)
+	n, err := b.produce(ctx, a, cw, srcs)
 	if cerr := hw.Close(); err == nil {
 		err = cerr
 	}
@@ -161,7 +167,7 @@ func (b *Bundle) writeArtifact(ctx context.Context, a *Artifact, w io.Writer, tm
 }
 
 // produce writes a's bytes, unverified, to w.
-func (b *Bundle) produce(ctx context.Context, a *Artifact, w io.Writer, tmpDir string, depth int) (int64, error) {
+func (b *Bundle) produce(ctx context.Context, a *Artifact, w io.Writer, srcs *sourceFiles) (int64, error) {
 	switch a.Recipe.Kind {
 	case KindWhole:
 		zr, closer, err := b.openWhole(a)
@@ -174,7 +180,7 @@ func (b *Bundle) produce(ctx context.Context, a *Artifact, w io.Writer, tmpDir s
 		var sources []delta.Source
 		for _, id := range a.Recipe.Sources {
 			src := b.Index.Lookup(id)
-			s, closer, err := b.openSource(ctx, src, tmpDir, depth)
+			s, closer, err := b.openSource(ctx, src, srcs)
 			if err != nil {
 				return 0, fmt.Errorf("source %s: %w", id, err)
 			}
@@ -244,25 +250,50 @@ func (b *Bundle) openWhole(a *Artifact) (*zstdseek.Reader, func(), error) {
 
 // openSource gives random access to a source artifact: directly for a whole
 // blob, through a verified temporary file for a delta.
-func (b *Bundle) openSource(ctx context.Context, a *Artifact, tmpDir string, depth int) (delta.Source, func(), error) {
+func (b *Bundle) openSource(ctx context.Context, a *Artifact, srcs *sourceFiles) (delta.Source, func(), error) {
 	if a.Recipe.Kind == KindWhole {
 		return b.openWhole(a)
 	}
-	f, err := os.CreateTemp(tmpDir, ".rehydrator-src-")
+	if f := srcs.files[a.ID()]; f != nil {
+		return io.NewSectionReader(f, 0, a.Size), func() {}, nil
+	}
+	f, err := os.CreateTemp(srcs.dir, ".rehydrator-src-")
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
 	sw := newSparseWriter(f)
-	err = b.writeArtifact(ctx, a, sw, tmpDir, depth+1)
+	err = b.writeArtifact(ctx, a, sw, srcs)
 	if cerr := sw.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		cleanup()
+		f.Close()
+		os.Remove(f.Name())
 		return nil, nil, err
 	}
-	return io.NewSectionReader(f, 0, a.Size), cleanup, nil
+	srcs.files[a.ID()] = f
+	return io.NewSectionReader(f, 0, a.Size), func() {}, nil
+}
+
+// sourceFiles keeps source artifacts regenerated into verified temporary
+// files during one rehydration, so artifacts that share a source (the OVAs
+// and the VMDK, the PXE files and the ISO) regenerate it once.
+type sourceFiles struct {
+	dir   string
+	files map[string]*os.File // by artifact ID
+}
+
+func newSourceFiles(dir string) *sourceFiles {
+	return &sourceFiles{dir: dir, files: map[string]*os.File{}}
+}
+
+// Close removes the temporary files.
+func (s *sourceFiles) Close() {
+	for id, f := range s.files {
+		f.Close()
+		os.Remove(f.Name())
+		delete(s.files, id)
+	}
 }
 
 // DefaultTmpDir is where intermediate files go when writing to dest.

@@ -47,8 +47,10 @@ func (b *Bundle) Rehydrate(ctx context.Context, arts []*Artifact, opt Options) e
 	if opt.TmpDir == "" {
 		opt.TmpDir = DefaultTmpDir(opt.Dest)
 	}
+	srcs := newSourceFiles(opt.TmpDir)
+	defer srcs.Close()
 	if opt.Dest == "-" {
-		return b.toStdout(ctx, arts, opt)
+		return b.toStdout(ctx, srcs, arts, opt)
 	}
 	if fi, err := os.Stat(opt.Dest); err != nil {
 		return fmt.Errorf("destination: %w", err)
@@ -56,14 +58,14 @@ func (b *Bundle) Rehydrate(ctx context.Context, arts []*Artifact, opt Options) e
 		return fmt.Errorf("destination %s is not a directory", opt.Dest)
 	}
 	for _, a := range arts {
-		if err := b.toFile(ctx, a, opt); err != nil {
+		if err := b.toFile(ctx, srcs, a, opt); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (b *Bundle) toFile(ctx context.Context, a *Artifact, opt Options) error {
+func (b *Bundle) toFile(ctx context.Context, srcs *sourceFiles, a *Artifact, opt Options) error {
 	name := opt.OutputName(a)
 	final := filepath.Join(opt.Dest, name)
 	f, err := os.CreateTemp(opt.Dest, "."+name+".tmp-")
@@ -83,12 +85,12 @@ func (b *Bundle) toFile(ctx context.Context, a *Artifact, opt Options) error {
 	bar := progress.New(opt.Progress, name, a.Size)
 	if opt.Compress == "" {
 		sw := newSparseWriter(f)
-		err = b.WriteArtifact(ctx, a, bar.Writer(sw), opt.TmpDir)
+		err = b.writeVerified(ctx, a, bar.Writer(sw), srcs)
 		if cerr := sw.Close(); err == nil {
 			err = cerr
 		}
 	} else {
-		err = b.writeCompressed(ctx, a, f, bar, opt)
+		err = b.writeCompressed(ctx, srcs, a, f, bar, opt)
 	}
 	bar.Done()
 	if err == nil {
@@ -114,12 +116,12 @@ func (b *Bundle) toFile(ctx context.Context, a *Artifact, opt Options) error {
 	return nil
 }
 
-func (b *Bundle) writeCompressed(ctx context.Context, a *Artifact, w io.Writer, bar *progress.Bar, opt Options) error {
+func (b *Bundle) writeCompressed(ctx context.Context, srcs *sourceFiles, a *Artifact, w io.Writer, bar *progress.Bar, opt Options) error {
 	cw, err := newCompressor(opt.Compress, w)
 	if err != nil {
 		return err
 	}
-	err = b.WriteArtifact(ctx, a, bar.Writer(cw), opt.TmpDir)
+	err = b.writeVerified(ctx, a, bar.Writer(cw), srcs)
 	if cerr := cw.Close(); err == nil {
 		err = cerr
 	}
@@ -141,26 +143,26 @@ func newCompressor(kind string, w io.Writer) (io.WriteCloser, error) {
 // toStdout writes one artifact raw, or several as a tar stream. A failed
 // check cannot take back bytes already written: it is reported and the tar
 // stream is left without its end marker, so consumers see it as truncated.
-func (b *Bundle) toStdout(ctx context.Context, arts []*Artifact, opt Options) error {
+func (b *Bundle) toStdout(ctx context.Context, srcs *sourceFiles, arts []*Artifact, opt Options) error {
 	if len(arts) == 1 {
 		a := arts[0]
 		bar := progress.New(opt.Progress, opt.OutputName(a), a.Size)
 		defer bar.Done()
 		if opt.Compress != "" {
-			return b.writeCompressed(ctx, a, opt.Stdout, bar, opt)
+			return b.writeCompressed(ctx, srcs, a, opt.Stdout, bar, opt)
 		}
-		return b.WriteArtifact(ctx, a, bar.Writer(opt.Stdout), opt.TmpDir)
+		return b.writeVerified(ctx, a, bar.Writer(opt.Stdout), srcs)
 	}
 	tw := tar.NewWriter(opt.Stdout)
 	for _, a := range arts {
-		if err := b.tarEntry(ctx, tw, a, opt); err != nil {
+		if err := b.tarEntry(ctx, srcs, tw, a, opt); err != nil {
 			return err
 		}
 	}
 	return tw.Close()
 }
 
-func (b *Bundle) tarEntry(ctx context.Context, tw *tar.Writer, a *Artifact, opt Options) error {
+func (b *Bundle) tarEntry(ctx context.Context, srcs *sourceFiles, tw *tar.Writer, a *Artifact, opt Options) error {
 	name := opt.OutputName(a)
 	hdr := &tar.Header{Name: name, Mode: 0o644, Size: a.Size, Format: tar.FormatPAX, ModTime: time.Unix(0, 0)}
 	bar := progress.New(opt.Progress, name, a.Size)
@@ -169,7 +171,7 @@ func (b *Bundle) tarEntry(ctx context.Context, tw *tar.Writer, a *Artifact, opt 
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		return b.WriteArtifact(ctx, a, bar.Writer(tw), opt.TmpDir)
+		return b.writeVerified(ctx, a, bar.Writer(tw), srcs)
 	}
 	// A compressed entry's size is known only afterwards: stage it.
 	f, err := os.CreateTemp(opt.TmpDir, ".rehydrator-tar-")
@@ -178,7 +180,7 @@ func (b *Bundle) tarEntry(ctx context.Context, tw *tar.Writer, a *Artifact, opt 
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if err := b.writeCompressed(ctx, a, f, bar, opt); err != nil {
+	if err := b.writeCompressed(ctx, srcs, a, f, bar, opt); err != nil {
 		return err
 	}
 	if hdr.Size, err = f.Seek(0, io.SeekCurrent); err != nil {
