@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // benchImage is a 64 MiB guest disk written by qemu-img convert -c
 // (version 3, 64 KiB clusters).
 func benchImage(b *testing.B) []byte {
 	b.Helper()
-	needQemu(b, "qemu-img")
+	testtool.Require(b, "qemu-img")
 	dir := b.TempDir()
 	raw, _ := writeRaw(b, dir, 64<<20)
 	return convert(b, raw, filepath.Join(dir, "bench.qcow2"), "compat=1.1,cluster_size=65536", true)

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // split runs Split on img and returns the recipe, the content and the
@@ -67,30 +67,6 @@ func firstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// needQemu returns qemu-img's path, skipping the test if it is missing
-// (failing instead under CI=true).
-func needQemu(tb testing.TB, tool string) string {
-	tb.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s is required under CI: %v", tool, err)
-		}
-		tb.Skipf("%s not installed: %v", tool, err)
-	}
-	return p
-}
-
-// run runs a command and fails the test with its output if it fails.
-func run(tb testing.TB, name string, args ...string) string {
-	tb.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // convert makes a qcow2 image of raw with qemu-img convert and the given
 // -o options, compressed with -c if compress.
 func convert(tb testing.TB, raw, dst, opts string, compress bool) []byte {
@@ -99,7 +75,7 @@ func convert(tb testing.TB, raw, dst, opts string, compress bool) []byte {
 	if compress {
 		args = append(args, "-c")
 	}
-	run(tb, needQemu(tb, "qemu-img"), append(args, raw, dst)...)
+	testtool.Run(tb, testtool.Require(tb, "qemu-img"), append(args, raw, dst)...)
 	img, err := os.ReadFile(dst)
 	if err != nil {
 		tb.Fatal(err)
@@ -122,7 +98,7 @@ func qemuCheck(tb testing.TB, dir, name string, img []byte, opts ...string) {
 			args = append(args, strings.ReplaceAll(o, "%s", p))
 		}
 	}
-	run(tb, needQemu(tb, "qemu-img"), args...)
+	testtool.Run(tb, testtool.Require(tb, "qemu-img"), args...)
 }
 
 // mixedRaw is the guest disk the fixtures hold: size bytes in 256 KiB

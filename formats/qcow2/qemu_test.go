@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // writeRaw writes a mixed guest disk of size bytes to dir.
@@ -65,7 +67,7 @@ func checkImage(t *testing.T, dir string, img []byte, m mixedRaw, compressed boo
 // sizes, compressed or not, and with extended L2 entries, round-trip
 // exactly; compressed clusters are all re-created.
 func TestQemuImages(t *testing.T) {
-	needQemu(t, "qemu-img")
+	testtool.Require(t, "qemu-img")
 	dir := t.TempDir()
 	size := 64 << 20
 	if testing.Short() {
@@ -107,7 +109,7 @@ func TestQemuImages(t *testing.T) {
 // TestQemuSnapshots: internal snapshots keep clusters only their own L1
 // and L2 tables reach; those are found too.
 func TestQemuSnapshots(t *testing.T) {
-	needQemu(t, "qemu-io")
+	testtool.Require(t, "qemu-io")
 	dir := t.TempDir()
 	raw, m := writeRaw(t, dir, 8<<20)
 	p := filepath.Join(dir, "snap.qcow2")
@@ -124,11 +126,11 @@ func TestQemuSnapshots(t *testing.T) {
 	if len(holes) < 2 {
 		t.Fatal("the guest disk has too few zero segments")
 	}
-	qemu := needQemu(t, "qemu-img")
-	run(t, qemu, "snapshot", "-c", "one", p)
-	run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", "-c", fmt.Sprintf("write -c -P 0x33 %d 256k", holes[0]), p)
-	run(t, qemu, "snapshot", "-c", "two", p)
-	run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -c -P 0x44 %d 256k", holes[1]), "-c", "discard 4M 1M", p)
+	qemu := testtool.Require(t, "qemu-img")
+	testtool.Run(t, qemu, "snapshot", "-c", "one", p)
+	testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", "-c", fmt.Sprintf("write -c -P 0x33 %d 256k", holes[0]), p)
+	testtool.Run(t, qemu, "snapshot", "-c", "two", p)
+	testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -c -P 0x44 %d 256k", holes[1]), "-c", "discard 4M 1M", p)
 	img, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +147,7 @@ func TestQemuSnapshots(t *testing.T) {
 
 // TestQemuZstd: zstd-compressed clusters are kept verbatim.
 func TestQemuZstd(t *testing.T) {
-	needQemu(t, "qemu-img")
+	testtool.Require(t, "qemu-img")
 	dir := t.TempDir()
 	raw, _ := writeRaw(t, dir, 8<<20)
 	img := convert(t, raw, filepath.Join(dir, "z.qcow2"), "compat=1.1,cluster_size=65536,compression_type=zstd", true)
@@ -161,7 +163,7 @@ func TestQemuZstd(t *testing.T) {
 // (still a valid cluster to qemu) is kept verbatim, and the file still
 // round-trips exactly.
 func TestQemuAltered(t *testing.T) {
-	needQemu(t, "qemu-img")
+	testtool.Require(t, "qemu-img")
 	dir := t.TempDir()
 	raw, m := writeRaw(t, dir, 8<<20)
 	img := convert(t, raw, filepath.Join(dir, "c.qcow2"), "compat=1.1,cluster_size=65536", true)
@@ -195,9 +197,9 @@ func TestQemuAltered(t *testing.T) {
 	}
 	p := filepath.Join(dir, "altered.qcow2")
 	os.WriteFile(p, img, 0o644)
-	qemu := needQemu(t, "qemu-img")
-	run(t, qemu, "check", p)
-	run(t, qemu, "compare", "-f", "qcow2", "-F", "raw", p, raw) // still reads as the guest disk
+	qemu := testtool.Require(t, "qemu-img")
+	testtool.Run(t, qemu, "check", p)
+	testtool.Run(t, qemu, "compare", "-f", "qcow2", "-F", "raw", p, raw) // still reads as the guest disk
 
 	recipe, _, out, st := roundTrip(t, img)
 	qemuCheck(t, dir, "reassembled.qcow2", out)
@@ -234,8 +236,8 @@ func guestOffsets(tb testing.TB, l *layout, img []byte) map[int64]int64 {
 // refcounts, other refcount widths, 512-byte clusters, a backing file,
 // persistent bitmaps, LUKS encryption, an external data file.
 func TestQemuVariants(t *testing.T) {
-	qemu := needQemu(t, "qemu-img")
-	needQemu(t, "qemu-io")
+	qemu := testtool.Require(t, "qemu-img")
+	testtool.Require(t, "qemu-io")
 	dir := t.TempDir()
 	raw, m := writeRaw(t, dir, 4<<20)
 	secret := "--object=secret,id=sec0,data=hunter2"
@@ -248,38 +250,38 @@ func TestQemuVariants(t *testing.T) {
 		check    []string // qemu-img check's arguments, if not the usual
 	}{
 		{"preallocation=metadata", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "preallocation=metadata", raw, dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "preallocation=metadata", raw, dst)
 		}, true, false, nil},
 		{"lazy_refcounts", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "lazy_refcounts=on", "-c", raw, dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "lazy_refcounts=on", "-c", raw, dst)
 		}, true, true, nil},
 		{"refcount_bits=1", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=1", "-c", raw, dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=1", "-c", raw, dst)
 		}, true, true, nil},
 		{"refcount_bits=64", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=64", raw, dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=64", raw, dst)
 		}, true, false, nil},
 		{"cluster_size=512", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=512", "-c", raw, dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=512", "-c", raw, dst)
 		}, true, true, nil},
 		{"backing file", func(dst string) {
 			base := filepath.Join(dir, "base.qcow2")
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", raw, base)
-			run(t, qemu, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", raw, base)
+			testtool.Run(t, qemu, "create", "-f", "qcow2", "-b", base, "-F", "qcow2", dst)
 			// The overlay gets the guest's first MiB, compressed.
-			run(t, "qemu-io", "-f", "qcow2", "-c", "write -c -P 0x61 0 1M", dst)
-			run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P 0x62 %d 64k", 2<<20), dst)
+			testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -c -P 0x61 0 1M", dst)
+			testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P 0x62 %d 64k", 2<<20), dst)
 		}, false, true, nil},
 		{"bitmaps", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-c", raw, dst)
-			run(t, qemu, "bitmap", "--add", dst, "bm0")
-			run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P 0x63 %d 64k", 3<<20), dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-c", raw, dst)
+			testtool.Run(t, qemu, "bitmap", "--add", dst, "bm0")
+			testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P 0x63 %d 64k", 3<<20), dst)
 		}, true, true, nil},
 		{"luks", func(dst string) {
-			run(t, qemu, "convert", secret, "-f", "raw", "-O", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", raw, dst)
+			testtool.Run(t, qemu, "convert", secret, "-f", "raw", "-O", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", raw, dst)
 		}, false, false, []string{secret, "--image-opts", "driver=qcow2,encrypt.key-secret=sec0,file.filename=%s"}},
 		{"external data file", func(dst string) {
-			run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "data_file="+filepath.Join(dir, "data.raw"), raw, dst)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "data_file="+filepath.Join(dir, "data.raw"), raw, dst)
 		}, false, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats/zlib"
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // A small qcow2 image built by hand, so the parser is tested (and fuzzed)
@@ -133,8 +134,8 @@ func TestSynthRoundTrip(t *testing.T) {
 		img, raw := filepath.Join(dir, "s.qcow2"), filepath.Join(dir, "s.raw")
 		os.WriteFile(img, s.img, 0o644)
 		os.WriteFile(raw, s.guest, 0o644)
-		run(t, qemu, "check", img)
-		run(t, qemu, "compare", "-f", "qcow2", "-F", "raw", img, raw)
+		testtool.Run(t, qemu, "check", img)
+		testtool.Run(t, qemu, "compare", "-f", "qcow2", "-F", "raw", img, raw)
 	}
 	h, err := readHeader(bytes.NewReader(s.img), int64(len(s.img)))
 	if err != nil {

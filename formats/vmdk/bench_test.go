@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // streamFixture converts a fresh mixed raw disk to a streamOptimized VMDK
 // with qemu-img, timing the conversion (the best of two runs, wall and CPU
 // time), and returns the image.
 func streamFixture(b *testing.B) (img []byte, qemuWall, qemuCPU time.Duration) {
-	qemu := qemuImg(b)
+	qemu := testtool.Require(b, "qemu-img")
 	dir := b.TempDir()
 	rawPath := filepath.Join(dir, "disk.raw")
 	makeRaw(b, rawPath, testRawSize)
@@ -59,7 +60,7 @@ func BenchmarkAssemble(b *testing.B) {
 	}
 	out := filepath.Join(b.TempDir(), "assembled.vmdk")
 	b.SetBytes(testRawSize)
-	cpu0 := processCPU()
+	cpu0 := testtool.ProcessCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		f, err := os.Create(out)
@@ -72,7 +73,7 @@ func BenchmarkAssemble(b *testing.B) {
 		f.Close()
 	}
 	wall := b.Elapsed() / time.Duration(b.N)
-	cpu := (processCPU() - cpu0) / time.Duration(b.N)
+	cpu := (testtool.ProcessCPU() - cpu0) / time.Duration(b.N)
 	b.ReportMetric(qemuWall.Seconds(), "qemu-s")
 	b.ReportMetric(wall.Seconds()/qemuWall.Seconds(), "x-qemu")
 	b.ReportMetric(cpu.Seconds()/qemuCPU.Seconds(), "x-qemu-cpu")

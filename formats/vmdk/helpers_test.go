@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,29 +12,6 @@ import (
 	"github.com/rehydrator/rehydrator/formats"
 	"github.com/rehydrator/rehydrator/formats/zlib"
 )
-
-// qemuImg returns the path of qemu-img, skipping the test if it is missing
-// (failing it under CI=true, where it must be installed).
-func qemuImg(tb testing.TB) string {
-	tb.Helper()
-	p, err := exec.LookPath("qemu-img")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("qemu-img is required under CI: %v", err)
-		}
-		tb.Skipf("qemu-img not found: %v", err)
-	}
-	return p
-}
-
-func run(tb testing.TB, name string, args ...string) string {
-	tb.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 const (
 	testGrain   = 64 << 10 // qemu-img's grain: 128 sectors

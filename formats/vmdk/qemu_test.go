@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // qemuFormats are the sparse VMDK flavours qemu-img writes.
@@ -29,7 +30,7 @@ func TestQemu(t *testing.T) {
 	if testing.Short() {
 		t.Skip("converts a 64 MiB disk with qemu-img")
 	}
-	qemu := qemuImg(t)
+	qemu := testtool.Require(t, "qemu-img")
 	dir := t.TempDir()
 	rawPath := filepath.Join(dir, "disk.raw")
 	disk := makeRaw(t, rawPath, testRawSize)
@@ -39,7 +40,7 @@ func TestQemu(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel() // Split is sequential: use both cores
 			vm := filepath.Join(dir, f.name+".vmdk")
-			run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", f.opts, rawPath, vm)
+			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", f.opts, rawPath, vm)
 			img, err := os.ReadFile(vm)
 			if err != nil {
 				t.Fatal(err)
@@ -79,12 +80,12 @@ func TestQemu(t *testing.T) {
 			if st.Kept != 0 {
 				t.Errorf("%d of %d grains kept verbatim: formats/zlib is not bit-exact with qemu's zlib", st.Kept, st.Kept+st.Recreated)
 			}
-			run(t, qemu, "check", out)
+			testtool.Run(t, qemu, "check", out)
 			var info struct {
 				Format      string `json:"format"`
 				VirtualSize int64  `json:"virtual-size"`
 			}
-			if err := json.Unmarshal([]byte(run(t, qemu, "info", "--output=json", out)), &info); err != nil {
+			if err := json.Unmarshal([]byte(testtool.Run(t, qemu, "info", "--output=json", out)), &info); err != nil {
 				t.Fatal(err)
 			}
 			if info.Format != "vmdk" || info.VirtualSize != testRawSize {
@@ -93,8 +94,8 @@ func TestQemu(t *testing.T) {
 			if f.name == "streamOptimized-compat6" {
 				// The reassembled image reads back as the original disk.
 				back := filepath.Join(dir, "back.raw")
-				run(t, qemu, "convert", "-O", "raw", out, back)
-				run(t, qemu, "compare", "-f", "raw", "-F", "raw", rawPath, back)
+				testtool.Run(t, qemu, "convert", "-O", "raw", out, back)
+				testtool.Run(t, qemu, "compare", "-f", "raw", "-F", "raw", rawPath, back)
 			}
 		})
 	}
@@ -104,14 +105,14 @@ func TestQemu(t *testing.T) {
 	t.Run("altered-grain", func(t *testing.T) {
 		t.Parallel()
 		vm := filepath.Join(dir, "altered-src.vmdk")
-		run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", qemuFormats[0].opts, rawPath, vm)
+		testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", qemuFormats[0].opts, rawPath, vm)
 		img, err := os.ReadFile(vm)
 		if err != nil {
 			t.Fatal(err)
 		}
 		img = recompressLastGrain(t, img)
 		altered := writeFile(t, dir, "altered.vmdk", img)
-		run(t, qemu, "check", altered)
+		testtool.Run(t, qemu, "check", altered)
 		_, content, st := roundTrip(t, img)
 		if st.Kept != 1 {
 			t.Errorf("Kept = %d, want 1 (the altered grain)", st.Kept)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	z "modernc.org/z/lib"
+
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // cpuMeter reports MB per CPU-second (process-wide) and CPU utilisation
@@ -20,10 +22,10 @@ type cpuMeter struct {
 	wall time.Time
 }
 
-func startCPU() cpuMeter { return cpuMeter{processCPU(), time.Now()} }
+func startCPU() cpuMeter { return cpuMeter{testtool.ProcessCPU(), time.Now()} }
 
 func (m cpuMeter) report(b *testing.B, bytes int64) {
-	cpu, wall := processCPU()-m.cpu, time.Since(m.wall)
+	cpu, wall := testtool.ProcessCPU()-m.cpu, time.Since(m.wall)
 	if cpu <= 0 || wall <= 0 {
 		return
 	}
@@ -184,7 +186,7 @@ func TestSpeedVsSystemZlib(t *testing.T) {
 	if os.Getenv("ZLIB_SPEED") == "" {
 		t.Skip("SKIP: set ZLIB_SPEED=1 to compare throughput with the system zlib")
 	}
-	py := requireTool(t, "python3")
+	py := testtool.Require(t, "python3")
 	cl := benchClusters()
 	dir := t.TempDir()
 	f := filepath.Join(dir, "clusters")
@@ -202,13 +204,13 @@ func TestSpeedVsSystemZlib(t *testing.T) {
 		best := time.Duration(1 << 62)
 		var out []byte
 		for rep := 0; rep < 3; rep++ {
-			m := processCPU()
+			m := testtool.ProcessCPU()
 			for _, src := range cl {
 				if out, err = c.Compress(out, src); err != nil {
 					t.Fatal(err)
 				}
 			}
-			best = min(best, processCPU()-m)
+			best = min(best, testtool.ProcessCPU()-m)
 		}
 		c.Close()
 		t.Logf("%s this package (modernc zlib %s): %.1f MB/cpu-s", tc.name, z.ZLIB_VERSION, float64(len(cl))*benchCluster/1e6/best.Seconds())

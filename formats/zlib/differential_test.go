@@ -9,21 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// requireTool skips the test when a reference tool is missing, except in CI
-// (CI=true) where the goldens are mandatory.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (CI=true) to produce reference output: %v", name, err)
-		}
-		t.Skipf("SKIP: %s not found (%v); install it to compare against the reference implementation", name, err)
-	}
-	return p
-}
+	"github.com/rehydrator/rehydrator/internal/testtool"
+)
 
 // pyCompress compresses each job's input with the system zlib two ways:
 // python's zlib.compressobj (the zlib module links the distro's libz) and,
@@ -116,7 +104,7 @@ var differentialParams = []struct {
 }
 
 func TestDifferentialSystemZlib(t *testing.T) {
-	py := requireTool(t, "python3")
+	py := testtool.Require(t, "python3")
 	inputs := corpus(t)
 	dir := t.TempDir()
 	var jobs []pyJob

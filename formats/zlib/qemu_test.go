@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
 // Goldens made by qemu-img: the compressed pieces of a qcow2 and a
@@ -107,7 +109,7 @@ func guestData(raw []byte, off int64, n int) []byte {
 }
 
 func TestQemuImgGoldens(t *testing.T) {
-	qemuImg := requireTool(t, "qemu-img")
+	qemuImg := testtool.Require(t, "qemu-img")
 	if v, err := exec.Command(qemuImg, "--version").Output(); err == nil {
 		t.Logf("%s", bytes.SplitN(v, []byte("\n"), 2)[0])
 	}

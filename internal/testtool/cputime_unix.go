@@ -1,15 +1,15 @@
 //go:build unix
 
-package vmdk
+package testtool
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user+system) this process has used, so the
-// benchmark can report CPU cost next to wall time on a loaded machine.
-func processCPU() time.Duration {
+// ProcessCPU is the CPU time (user+system) this process has used, so
+// benchmarks can report CPU cost next to wall time on a loaded machine.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
