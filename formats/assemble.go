@@ -2,12 +2,14 @@ package formats
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"runtime"
 	"sync"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zstd"
 	"github.com/rehydrator/rehydrator/formats/zlib"
 )
@@ -85,20 +87,34 @@ func Assemble(dst io.Writer, recipe, content io.Reader) error {
 	return err
 }
 
+// job is a compressed piece to re-create: zlib with ParamSets[set], or, if
+// flate, a klauspost flate block (see Builder.Flate).
 type job struct {
-	set int
-	p   *piece
-	in  []byte
+	set   int
+	p     *piece
+	in    []byte
+	flate bool
+	level int
+	dict  []byte
+	final bool
 }
 
 func compressWorker(jobs <-chan job) {
 	comps := map[int]*zlib.Compressor{}
+	flates := map[int]*flate.Writer{}
+	var fbuf bytes.Buffer
 	defer func() {
 		for _, c := range comps {
 			c.Close()
 		}
 	}()
 	for j := range jobs {
+		if j.flate {
+			out, err := flatePiece(flates, &fbuf, j.level, j.dict, j.in, j.final)
+			j.p.data, j.p.err = bytes.Clone(out), err
+			close(j.p.done)
+			continue
+		}
 		c := comps[j.set]
 		if c == nil {
 			var err error
@@ -130,6 +146,8 @@ func readOps(ops *bufio.Reader, content io.Reader, queue chan<- *piece, jobs cha
 		}
 		return v, nil
 	}
+	tail := &tailWriter{w: io.Discard}
+	content = io.TeeReader(content, tail)
 	for {
 		kind, err := uv("op")
 		if err != nil {
@@ -190,6 +208,25 @@ func readOps(ops *bufio.Reader, content io.Reader, queue chan<- *piece, jobs cha
 			p := &piece{want: int(m), done: make(chan struct{})}
 			queue <- p
 			jobs <- job{set: int(set), p: p, in: in}
+		case opFlate:
+			var f [5]uint64
+			for i, what := range []string{"level", "flags", "dictionary length", "length", "compressed length"} {
+				if f[i], err = uv(what); err != nil {
+					return err
+				}
+			}
+			level, flags, dict, n, m := int(f[0])-2, f[1], f[2], f[3], f[4]
+			if f[0] > 11 || flags&^flagFinal != 0 || dict > maxDict || n > maxPiece || m > maxPiece {
+				return fmt.Errorf("%w: flate piece (level %d, flags %#x, dictionary %d, %d -> %d bytes) out of range", ErrRecipe, level, flags, dict, n, m)
+			}
+			d := bytes.Clone(tail.last(int(dict)))
+			in := make([]byte, n)
+			if _, err := io.ReadFull(content, in); err != nil {
+				return fmt.Errorf("formats: content ended early: %w", err)
+			}
+			p := &piece{want: int(m), done: make(chan struct{})}
+			queue <- p
+			jobs <- job{flate: true, p: p, in: in, level: level, dict: d, final: flags&flagFinal != 0}
 		default:
 			return fmt.Errorf("%w: unknown op %d", ErrRecipe, kind)
 		}

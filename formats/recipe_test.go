@@ -2,8 +2,10 @@ package formats
 
 import (
 	"bytes"
-	"compress/flate"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"github.com/klauspost/compress/flate"
 	"math/rand"
 	"testing"
 
@@ -145,4 +147,39 @@ func FuzzAssemble(f *testing.F) {
 		var out bytes.Buffer
 		Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content))
 	})
+}
+
+// TestFlateGolden pins klauspost/compress/flate's output for the levels
+// pgzip streams use: a bundle made with one version must rehydrate with the
+// next, so a dependency update that changes this output must not land
+// unnoticed.
+func TestFlateGolden(t *testing.T) {
+	rng := rand.New(rand.NewSource(42))
+	in := make([]byte, 300<<10)
+	for i := 0; i < len(in); {
+		if rng.Intn(2) == 0 {
+			i += copy(in[i:], bytes.Repeat([]byte("rehydrator golden "), rng.Intn(500)))
+		} else {
+			n := min(len(in)-i, rng.Intn(4096))
+			rng.Read(in[i : i+n])
+			i += n
+		}
+	}
+	want := map[int]string{
+		-1: "5ef27ccc390b58b8d9437edb0bfb8f09505b51cf98a80c79fb3c385bdbf7a8cf",
+		1:  "0e06386317962fb2d52e521853e626adc711bea369ef28ff038288f67c6bc204",
+		6:  "73ea995be4d145d9f82cb608c28a0590bd8c436a68b93148d8ffb8b97e1d7e0f",
+		9:  "e437236bcbf4ccd31c7cc5fc41efe479d80e84826a64816e9a0b0e901b1959f7",
+	}
+	for _, level := range []int{-1, 1, 6, 9} {
+		var buf bytes.Buffer
+		out, err := flatePiece(map[int]*flate.Writer{}, &buf, level, in[:16<<10], in[16<<10:], true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprintf("%x", sha256.Sum256(out))
+		if got != want[level] {
+			t.Errorf("level %d: flate output sha256 %s, pinned %s", level, got, want[level])
+		}
+	}
 }
