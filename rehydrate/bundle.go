@@ -178,13 +178,18 @@ func (b *Bundle) produce(ctx context.Context, a *Artifact, w io.Writer, srcs *so
 		return zr.WriteTo(w)
 	case KindDelta, KindFormat:
 		var sources []delta.Source
-		for _, id := range a.Recipe.Sources {
-			src := b.Index.Lookup(id)
+		for _, ref := range a.Recipe.Sources {
+			src := b.Index.Lookup(ref.Artifact)
 			s, closer, err := b.openSource(ctx, src, srcs)
 			if err != nil {
-				return 0, fmt.Errorf("source %s: %w", id, err)
+				return 0, fmt.Errorf("source %s: %w", ref, err)
 			}
 			defer closer()
+			if ref.View != "" {
+				if s, err = openView(ref.View, s); err != nil {
+					return 0, fmt.Errorf("source %s: %w", ref, err)
+				}
+			}
 			sources = append(sources, s)
 		}
 		rc, err := b.blobs.Open(a.Recipe.Blob)

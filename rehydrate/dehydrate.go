@@ -50,19 +50,19 @@ type DehydrateOptions struct {
 type plan struct {
 	sa      stream.Artifact
 	path    string
-	stage   int      // 0 base, 1 against the base, 2 against the base and a reference
-	sources []string // artifact IDs, in delta source order
+	stage   int      // 0 when stored whole, else 1 + its sources' highest stage
+	sources []Source // in delta source order
 	keep    bool     // others copy from it: keep its uncompressed bytes in the work dir
 
 	// results
 	art  Artifact
-	work string // uncompressed copy, when keep
+	work string // uncompressed copy, when keep or split
 }
 
 // Dehydrate builds a bundle at opt.Output from a release's downloads. It
-// verifies every download's sha256 (and uncompressed-sha256 where given),
-// stores each architecture's metal raw image whole and every other artifact
-// as a delta. The bundle appears under opt.Output only when complete.
+// verifies every download's sha256 (and uncompressed-sha256 where given) and
+// stores each artifact whole or as a delta over others (see makePlans). The
+// bundle appears under opt.Output only when complete.
 func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 	st, err := stream.Parse(opt.Stream)
 	if err != nil {
@@ -116,7 +116,11 @@ func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 		d.byID[p.sa.ID()] = p
 	}
 	defer d.closeSources()
-	for stage := 0; stage <= 2; stage++ {
+	last := 0
+	for _, p := range plans {
+		last = max(last, p.stage)
+	}
+	for stage := 0; stage <= last; stage++ {
 		var todo []*plan
 		for _, p := range plans {
 			if p.stage == stage {
@@ -151,10 +155,15 @@ func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 	return ix, nil
 }
 
-// makePlans decides, per artifact, what it is stored against. Each
-// architecture's metal raw image is the base; an OVA is encoded against the
-// base and the VMDK (they share compressed grains), PXE files against the
-// base and the live ISO (which embeds them).
+// makePlans decides, per artifact, what it is stored against:
+//
+//   - each architecture's metal raw image is the base; every other artifact
+//     is a delta over it, and the base itself is stored whole, unless
+//   - the live PXE rootfs holds a squashfs image of the same files: then the
+//     rootfs is stored whole and the base is a delta over the squashfs's
+//     decompressed files (ViewSquashfs), which costs a fraction of the base;
+//   - an OVA is a delta over the base and the VMDK (they share compressed
+//     grains); the live ISO over the base and the PXE files (it embeds them).
 func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(string, ...any)) ([]*plan, error) {
 	var plans []*plan
 	for _, sa := range st.Artifacts() {
@@ -176,42 +185,78 @@ func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(strin
 		}
 		return nil
 	}
-	bases := map[string]*plan{}
+	ref := func(p *plan) Source { return Source{Artifact: p.sa.ID()} }
 	for _, arch := range st.Arches() {
-		if b := find(arch, isBase); b != nil {
-			b.stage = 0
-			bases[arch] = b
-		} else {
+		base := find(arch, isBase)
+		if base == nil {
 			logf("warning: %s has no metal raw image; its artifacts are stored without a base", arch)
 		}
+		rootfs := find(arch, func(a stream.Artifact) bool { return a.Role == "rootfs" })
+		if base != nil && rootfs != nil {
+			if err := holdsSquashfs(rootfs); err != nil {
+				logf("note: %s: %v; the base is stored whole", rootfs.sa.ID(), err)
+			} else {
+				base.sources = []Source{{Artifact: rootfs.sa.ID(), View: ViewSquashfs}}
+			}
+		}
+		for _, p := range plans {
+			if p.sa.Arch != arch || p == base || base == nil || base.sources != nil && p == rootfs {
+				continue
+			}
+			p.sources = []Source{ref(base)}
+			switch {
+			case p.sa.Platform == "metal" && bareFormat(p.sa.Format) == "iso":
+				for _, role := range []string{"kernel", "initramfs", "rootfs"} {
+					if q := find(arch, func(a stream.Artifact) bool { return a.Role == role }); q != nil {
+						p.sources = append(p.sources, ref(q))
+					}
+				}
+			case bareFormat(p.sa.Format) == "ova":
+				if q := find(arch, func(a stream.Artifact) bool { return bareFormat(a.Format) == "vmdk" }); q != nil {
+					p.sources = append(p.sources, ref(q))
+				}
+			}
+		}
 	}
+	// Stages: an artifact is encoded after its sources. Sources form a DAG
+	// of depth at most 3 (rootfs, base, PXE/VMDK, ISO/OVA).
+	byID := map[string]*plan{}
 	for _, p := range plans {
-		base := bases[p.sa.Arch]
-		if p == base {
-			continue
-		}
-		p.stage = 1
-		if base != nil {
-			p.sources = []string{base.sa.ID()}
-		}
-		var ref *plan
-		switch {
-		case isPXE(p.sa):
-			ref = find(p.sa.Arch, func(a stream.Artifact) bool { return a.Platform == "metal" && bareFormat(a.Format) == "iso" })
-		case bareFormat(p.sa.Format) == "ova":
-			ref = find(p.sa.Arch, func(a stream.Artifact) bool { return bareFormat(a.Format) == "vmdk" })
-		}
-		if ref != nil {
-			p.stage = 2
-			p.sources = append(p.sources, ref.sa.ID())
-			ref.keep = true
-		}
+		byID[p.sa.ID()] = p
 	}
-	for _, b := range bases {
-		b.keep = true
+	for changed := true; changed; {
+		changed = false
+		for _, p := range plans {
+			for _, s := range p.sources {
+				q := byID[s.Artifact]
+				q.keep = true
+				if p.stage <= q.stage {
+					p.stage, changed = q.stage+1, true
+				}
+			}
+		}
 	}
 	sort.SliceStable(plans, func(i, j int) bool { return plans[i].stage < plans[j].stage })
 	return plans, nil
+}
+
+// holdsSquashfs checks that p's download is an uncompressed squashfs image
+// (or a cpio holding one) that opens as a view.
+func holdsSquashfs(p *plan) error {
+	if p.sa.Compression() != "" {
+		return fmt.Errorf("download is %s-compressed", p.sa.Compression())
+	}
+	f, err := os.Open(p.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = openView(ViewSquashfs, io.NewSectionReader(f, 0, fi.Size()))
+	return err
 }
 
 func isBase(a stream.Artifact) bool {
@@ -247,9 +292,13 @@ func (d *dehydrator) closeSources() {
 	}
 }
 
-// index returns the delta index over the given artifacts' uncompressed bytes,
-// building each distinct one once.
-func (d *dehydrator) index(ids []string) (*delta.Index, error) {
+// index returns the delta index over the given sources (artifacts'
+// uncompressed bytes, or views of them), building each distinct one once.
+func (d *dehydrator) index(refs []Source) (*delta.Index, error) {
+	var ids []string
+	for _, r := range refs {
+		ids = append(ids, r.String())
+	}
 	key := strings.Join(ids, "\x00")
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -257,14 +306,20 @@ func (d *dehydrator) index(ids []string) (*delta.Index, error) {
 		return ix, nil
 	}
 	var srcs []delta.Source
-	for _, id := range ids {
-		p := d.byID[id]
+	for _, r := range refs {
+		p := d.byID[r.Artifact]
 		f, err := os.Open(p.work)
 		if err != nil {
 			return nil, err
 		}
 		d.files = append(d.files, f)
-		srcs = append(srcs, io.NewSectionReader(f, 0, p.art.Size))
+		var src delta.Source = io.NewSectionReader(f, 0, p.art.Size)
+		if r.View != "" {
+			if src, err = openView(r.View, src); err != nil {
+				return nil, fmt.Errorf("source %s: %w", r, err)
+			}
+		}
+		srcs = append(srcs, src)
 	}
 	ix, err := delta.NewIndex(srcs, 0)
 	if err != nil {
@@ -287,18 +342,18 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		return err
 	}
 	defer dl.Close()
-	br := bufio.NewReaderSize(&ctxReader{ctx: ctx, r: dl}, 64<<10)
+	br := bufio.NewReaderSize(&ctxReader{ctx: ctx, r: dl}, headerSize)
 
 	// A container format is split from a file: keep one.
-	var sp *splitter
-	if p.stage != 0 {
-		hdr, _ := br.Peek(4096)
-		sp = detectFormat(hdr)
+	container := false
+	if len(p.sources) > 0 {
+		hdr, _ := br.Peek(headerSize)
+		container = mayBeContainer(hdr, p.sa.Format)
 	}
 	uh := sha256.New()
 	sinks := []io.Writer{uh}
 	var sw *sparseWriter
-	if p.keep || sp != nil {
+	if p.keep || container {
 		p.work = filepath.Join(d.work, strings.ReplaceAll(p.sa.ID(), "/", "_"))
 		workFile, err := os.Create(p.work)
 		if err != nil {
@@ -339,7 +394,7 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		}
 	}()
 	switch {
-	case p.stage == 0:
+	case len(p.sources) == 0:
 		recipe.Kind, how = KindWhole, "stored whole"
 		if blob, err = d.l.NewBlob(MediaTypeWhole); err != nil {
 			return err
@@ -355,14 +410,14 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 			return err
 		}
 		usum, err = verified()
-	case sp != nil:
+	case container:
 		if _, err := io.Copy(io.Discard, counted); err != nil {
 			return err
 		}
 		if usum, err = verified(); err != nil {
 			return err
 		}
-		blob, layout, how, err = d.encodeFormat(p, sp, counted.n, &recipe)
+		blob, layout, how, err = d.encodeFormat(p, counted.n, &recipe)
 	default:
 		if blob, how, err = d.encodeDelta(p, counted); err == nil {
 			usum, err = verified()
@@ -412,14 +467,19 @@ func (d *dehydrator) encodeDelta(p *plan, target io.Reader) (*BlobWriter, string
 
 // encodeFormat splits the container in p.work into a layout recipe and its
 // content, and stores the content as a delta over p's sources; it fills in
-// r's format fields. A container that does not split is stored as a plain
-// delta (layout nil).
-func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) (blob, layout *BlobWriter, how string, err error) {
+// r's format fields. A file that is no container, or does not split, is
+// stored as a plain delta (layout nil).
+func (d *dehydrator) encodeFormat(p *plan, size int64, r *Recipe) (blob, layout *BlobWriter, how string, err error) {
 	f, err := os.Open(p.work)
 	if err != nil {
 		return nil, nil, "", err
 	}
 	defer f.Close()
+	sp := detectFormat(f, size)
+	if sp == nil {
+		blob, how, err = d.encodeDelta(p, bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20))
+		return blob, nil, how, err
+	}
 	content, err := os.CreateTemp(d.work, "content-")
 	if err != nil {
 		return nil, nil, "", err
@@ -430,9 +490,9 @@ func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) 
 		return nil, nil, "", err
 	}
 	cw := bufio.NewWriterSize(content, 1<<20)
-	b, err := formats.NewBuilder(layout, cw)
+	b, err := formats.NewBuilder(layout, cw, containers...)
 	if err == nil {
-		err = sp.split(f, size, b)
+		err = sp.Split(f, size, b)
 		if cerr := b.Close(); err == nil {
 			err = cerr
 		}
@@ -442,7 +502,9 @@ func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) 
 	}
 	if err != nil {
 		layout.Abort()
-		d.logf("warning: %s: not split as %s (%v); storing it as a plain delta", p.sa.ID(), sp.name, err)
+		if !errors.Is(err, formats.ErrSkip) {
+			d.logf("warning: %s: not split as %s (%v); storing it as a plain delta", p.sa.ID(), sp.Name, err)
+		}
 		blob, how, err = d.encodeDelta(p, io.NewSectionReader(f, 0, size))
 		return blob, nil, how, err
 	}
@@ -455,10 +517,10 @@ func (d *dehydrator) encodeFormat(p *plan, sp *splitter, size int64, r *Recipe) 
 		return nil, nil, "", err
 	}
 	st := b.Stats()
-	r.Kind, r.Format = KindFormat, sp.name
+	r.Kind, r.Format = KindFormat, sp.Name
 	r.Pieces = &Pieces{Recreated: st.Recreated, Kept: st.Kept}
 	how = fmt.Sprintf("%s split: %d pieces re-created, %d kept, %s verbatim; content %s",
-		sp.name, st.Recreated, st.Kept, progress.Bytes(st.Verbatim), how)
+		sp.Name, st.Recreated, st.Kept, progress.Bytes(st.Verbatim), how)
 	return blob, layout, how, nil
 }
 

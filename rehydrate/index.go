@@ -41,7 +41,7 @@ const (
 )
 
 // IndexVersion is the bundle index schema this package writes and reads.
-const IndexVersion = 1
+const IndexVersion = 2
 
 // maxArtifactSize bounds sizes read from an index (16 TiB): larger is hostile.
 const maxArtifactSize = 16 << 40
@@ -74,13 +74,37 @@ type Artifact struct {
 type Recipe struct {
 	Kind string             `json:"kind"`
 	Blob ocispec.Descriptor `json:"blob"`
-	// Sources are IDs of artifacts (earlier in the index) a delta copies from.
-	Sources []string `json:"sources,omitempty"`
+	// Sources are what a delta copies from, in order: artifacts earlier
+	// in the index, or views of them.
+	Sources []Source `json:"sources,omitempty"`
 	// Format and Layout describe a KindFormat container; Pieces counts its
 	// compressed pieces: re-created on rehydration, or kept verbatim.
 	Format string              `json:"format,omitempty"`
 	Layout *ocispec.Descriptor `json:"layout,omitempty"`
 	Pieces *Pieces             `json:"pieces,omitempty"`
+}
+
+// Source names a delta source: an earlier artifact's bytes, or a view of
+// them.
+type Source struct {
+	// Artifact is the source artifact's ID.
+	Artifact string `json:"artifact"`
+	// View, if set, is a decoded view of the artifact (ViewSquashfs).
+	View string `json:"view,omitempty"`
+}
+
+// ViewSquashfs is the view of an artifact holding a squashfs image
+// (directly, or as the squashfs member of a newc cpio, like a PXE rootfs):
+// the image's regular files, decompressed and concatenated in inode order.
+// A metal image carries the same files uncompressed.
+const ViewSquashfs = "squashfs"
+
+// String is the artifact's ID, followed by "#VIEW" for a view.
+func (s Source) String() string {
+	if s.View != "" {
+		return s.Artifact + "#" + s.View
+	}
+	return s.Artifact
 }
 
 // Pieces counts a container's compressed pieces.
@@ -205,8 +229,11 @@ func (ix *Index) Validate() error {
 				return fmt.Errorf("bundle index: artifact %s: %d sources (max 16)", id, len(r.Sources))
 			}
 			for _, s := range r.Sources {
-				if !seen[s] {
-					return fmt.Errorf("bundle index: artifact %s: source %q is not an earlier artifact", id, s)
+				if !seen[s.Artifact] {
+					return fmt.Errorf("bundle index: artifact %s: source %q is not an earlier artifact", id, s.Artifact)
+				}
+				if s.View != "" && s.View != ViewSquashfs {
+					return fmt.Errorf("bundle index: artifact %s: source %s: unknown view %q", id, s.Artifact, s.View)
 				}
 			}
 		default:

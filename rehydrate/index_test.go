@@ -21,7 +21,7 @@ func sampleIndex() *Index {
 			{Arch: "x86_64", Platform: "metal", Format: "raw.xz", Role: "disk", Selector: "metal", File: "a.raw", Size: 10, SHA256: sum,
 				Recipe: Recipe{Kind: KindWhole, Blob: d(MediaTypeWhole, "base")}},
 			{Arch: "x86_64", Platform: "qemu", Format: "qcow2.xz", Role: "disk", Selector: "qemu", File: "a.qcow2", Size: 10, SHA256: sum,
-				Recipe: Recipe{Kind: KindDelta, Blob: d(MediaTypeDelta, "d"), Sources: []string{"x86_64/metal/raw.xz/disk"}}},
+				Recipe: Recipe{Kind: KindDelta, Blob: d(MediaTypeDelta, "d"), Sources: []Source{{Artifact: "x86_64/metal/raw.xz/disk"}}}},
 		},
 	}
 }
@@ -49,8 +49,9 @@ func TestParseIndex(t *testing.T) {
 		"md5 digest":     func(ix *Index) { ix.Artifacts[1].Recipe.Blob.Digest = "md5:d41d8cd98f00b204e9800998ecf8427e" },
 		"media type":     func(ix *Index) { ix.Artifacts[1].Recipe.Blob.MediaType = MediaTypeWhole },
 		"forward source": func(ix *Index) { ix.Artifacts[0].Recipe = ix.Artifacts[1].Recipe },
-		"self source":    func(ix *Index) { ix.Artifacts[1].Recipe.Sources = []string{"x86_64/qemu/qcow2.xz/disk"} },
+		"self source":    func(ix *Index) { ix.Artifacts[1].Recipe.Sources = []Source{{Artifact: "x86_64/qemu/qcow2.xz/disk"}} },
 		"unknown kind":   func(ix *Index) { ix.Artifacts[1].Recipe.Kind = "magic" },
+		"unknown view":   func(ix *Index) { ix.Artifacts[1].Recipe.Sources[0].View = "ext4" },
 		"bad arch":       func(ix *Index) { ix.Artifacts[1].Arch = "x/../y" },
 	} {
 		ix := sampleIndex()
@@ -68,8 +69,8 @@ func TestParseIndex(t *testing.T) {
 func FuzzParseIndex(f *testing.F) {
 	b, _ := json.Marshal(sampleIndex())
 	f.Add(b)
-	f.Add([]byte(`{"schemaVersion":1}`))
-	f.Add([]byte(`{"schemaVersion":1,"artifacts":[{"file":"../x"}]}`))
+	f.Add([]byte(`{"schemaVersion":2}`))
+	f.Add([]byte(`{"schemaVersion":2,"artifacts":[{"file":"../x"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ix, err := ParseIndex(data)
 		if err != nil {
@@ -80,7 +81,7 @@ func FuzzParseIndex(f *testing.F) {
 				t.Fatalf("accepted artifact %+v", a)
 			}
 			for _, s := range a.Recipe.Sources {
-				if ix.Lookup(s) == nil {
+				if ix.Lookup(s.Artifact) == nil {
 					t.Fatalf("dangling source %q", s)
 				}
 			}

@@ -457,9 +457,10 @@ func TestDehydrateChecksDownloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A release directory of symlinks with one download swapped for junk:
-	// the base (stored whole), a split container, a plain delta.
+	// the PXE rootfs (stored whole), the base (a delta over the rootfs's
+	// squashfs files), a split container, a plain delta.
 	var victim stream.Artifact
-	for _, id := range []string{"x86_64/metal/raw.xz/disk", "x86_64/gcp/tar.gz/disk", "x86_64/digitalocean/qcow2.gz/disk"} {
+	for _, id := range []string{"x86_64/metal/pxe/rootfs", "x86_64/metal/raw.xz/disk", "x86_64/gcp/tar.gz/disk", "x86_64/vultr/raw.xz/disk"} {
 		dir := t.TempDir()
 		for _, a := range st.Artifacts() {
 			if a.ID() == id {
@@ -468,6 +469,9 @@ func TestDehydrateChecksDownloads(t *testing.T) {
 				continue
 			}
 			os.Symlink(filepath.Join(release, a.Name()), filepath.Join(dir, a.Name()))
+		}
+		if victim.ID() != id {
+			t.Fatalf("the release has no artifact %s", id)
 		}
 		out := filepath.Join(t.TempDir(), "bundle")
 		r := run(t, "dehydrate", "--stream", filepath.Join(release, "stream.json"), "--artifacts", dir, "--output", out)
@@ -504,7 +508,7 @@ func TestDehydrateChecksDownloads(t *testing.T) {
 	}
 	mustRun(t, "dehydrate", "--stream", filepath.Join(release, "stream.json"), "--artifacts", dir, "--output", out, "--allow-missing")
 	r = mustRun(t, "list", "--from", out)
-	if strings.Contains(string(r.stdout), "digitalocean") {
+	if strings.Contains(string(r.stdout), victim.Platform) {
 		t.Error("the skipped artifact is listed")
 	}
 }
