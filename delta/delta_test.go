@@ -245,6 +245,7 @@ func roundTrip(t *testing.T, srcs [][]byte, target []byte, bs int) ([]byte, Stat
 	if !bytes.Equal(got, target) {
 		t.Fatalf("WriteTo: target differs (got %d bytes, want %d)", len(got), len(target))
 	}
+	checkReaderAt(t, srcs, d, target)
 	if len(target) <= 16<<20 {
 		got, err = decodeRead(srcs, d)
 		if err != nil {
@@ -963,6 +964,12 @@ func FuzzReader(f *testing.F) {
 			if err != nil {
 				continue
 			}
+			if ra, err := NewReaderAt(bytes.NewReader(d), sources(srcs...), 1<<20); err == nil {
+				p := make([]byte, 4096)
+				for _, off := range []int64{0, ra.Size() / 2, ra.Size() - 1} {
+					ra.ReadAt(p, off)
+				}
+			}
 			// Bounded whatever the header claims: read at most 1 MiB.
 			n, err := io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 			if err == nil && n != r.Size() && n < 1<<20 {
@@ -1068,4 +1075,39 @@ func slicesEqual(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// checkReaderAt reads target back through a ReaderAt at random offsets and
+// lengths, and whole, and checks the literal limit.
+func checkReaderAt(t *testing.T, srcs [][]byte, d, target []byte) {
+	t.Helper()
+	ra, err := NewReaderAt(bytes.NewReader(d), sources(srcs...), 1<<40)
+	if err != nil {
+		t.Fatalf("NewReaderAt: %v", err)
+	}
+	if ra.Size() != int64(len(target)) {
+		t.Fatalf("ReaderAt size %d, want %d", ra.Size(), len(target))
+	}
+	whole := make([]byte, len(target))
+	if n, err := ra.ReadAt(whole, 0); n != len(target) || (err != nil && err != io.EOF) || !bytes.Equal(whole, target) {
+		t.Fatalf("ReaderAt whole: %d bytes, %v, equal %v", n, err, bytes.Equal(whole, target))
+	}
+	rng := rand.New(rand.NewSource(int64(len(target))))
+	for i := 0; i < 200 && len(target) > 0; i++ {
+		off := rng.Int63n(int64(len(target)))
+		p := make([]byte, rng.Intn(256<<10)+1)
+		n, err := ra.ReadAt(p, off)
+		want := min(len(p), len(target)-int(off))
+		if n != want || !bytes.Equal(p[:n], target[off:off+int64(n)]) || (n < len(p)) != (err == io.EOF) {
+			t.Fatalf("ReadAt(%d bytes at %d) = %d, %v; want %d bytes", len(p), off, n, err, want)
+		}
+	}
+	if _, err := ra.ReadAt(make([]byte, 1), int64(len(target))); err != io.EOF {
+		t.Fatalf("ReadAt at the end: %v, want EOF", err)
+	}
+	if len(ra.lits) > 0 {
+		if _, err := NewReaderAt(bytes.NewReader(d), sources(srcs...), 0); !errors.Is(err, ErrTooManyLiterals) {
+			t.Fatalf("NewReaderAt over its literal limit: %v", err)
+		}
+	}
 }
