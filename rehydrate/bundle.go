@@ -329,6 +329,13 @@ func (b *Bundle) openDeltaAt(ctx context.Context, a *Artifact, srcs *sourceFiles
 	}
 	defer rc.Close()
 	ra, err := delta.NewReaderAt(rc, sources, maxLazyLiterals)
+	if err != nil && !errors.Is(err, delta.ErrTooManyLiterals) {
+		// A damaged blob fails to decode before its digest is checked
+		// at EOF: report the digest mismatch, which says what happened.
+		if _, derr := io.Copy(io.Discard, rc); derr != nil {
+			return nil, derr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

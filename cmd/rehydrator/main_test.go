@@ -391,6 +391,16 @@ func TestDamagedBundle(t *testing.T) {
 		_, a := artifactBlob(t, bundle, "qemu")
 		assertFailsCleanly(t, bundle, "qemu", a.File, "corrupted")
 	})
+	t.Run("corrupt rootfs", func(t *testing.T) {
+		// The root every disk derives from (stored whole).
+		bundle := copyBundle(t, shared)
+		p, _ := artifactBlob(t, bundle, "live-rootfs")
+		f, _ := os.OpenFile(p, os.O_RDWR, 0)
+		f.WriteAt([]byte{0xde, 0xad}, 4096)
+		f.Close()
+		_, a := artifactBlob(t, bundle, "qemu")
+		assertFailsCleanly(t, bundle, "qemu", a.File, "corrupted")
+	})
 	t.Run("missing blob", func(t *testing.T) {
 		bundle := copyBundle(t, shared)
 		p, a := artifactBlob(t, bundle, "azure")

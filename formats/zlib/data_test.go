@@ -4,13 +4,13 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // Test inputs. Everything is deterministic for a given seed (and, for the
@@ -61,7 +61,7 @@ func textData(n int, seed uint64) []byte {
 // gorootFiles are file contents used as realistic disk data: Go sources
 // (text) and toolchain binaries (ELF). Loaded once; may be empty.
 var gorootFiles = sync.OnceValue(func() [][]byte {
-	root := runtime.GOROOT()
+	root := goroot()
 	var paths []string
 	add := func(dir string, keep func(string) bool, limit int64) {
 		var sub int64
@@ -141,6 +141,62 @@ func diskImage(n int, seed uint64) []byte {
 	return img[:n]
 }
 
+// goroot is `go env GOROOT` ("" if that fails).
+var goroot = sync.OnceValue(func() string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+})
+
+// elfBinary is the go command's binary (an ELF file on Linux), or nil.
+var elfBinary = sync.OnceValue(func() []byte {
+	if goroot() == "" {
+		return nil
+	}
+	b, _ := os.ReadFile(filepath.Join(goroot(), "bin", "go"+exeSuffix()))
+	return b
+})
+
+func exeSuffix() string {
+	if runtime.GOOS == "windows" {
+		return ".exe"
+	}
+	return ""
+}
+
+// elfData is n bytes of the go binary from a seed-dependent offset (text
+// when the binary is missing).
+func elfData(n int, seed uint64) []byte {
+	b := elfBinary()
+	if len(b) < n+1 {
+		return textData(n, seed)
+	}
+	off := int(seed * 7919 * 4096 % uint64(len(b)-n))
+	return b[off : off+n]
+}
+
+// repetitiveData is short patterns repeated with rare mutations: long
+// matches at small distances, long hash chains.
+func repetitiveData(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 5))
+	b := make([]byte, 0, n+64)
+	for len(b) < n {
+		pat := randomData(1+r.IntN(24), r.Uint64())
+		if r.IntN(3) == 0 {
+			pat = []byte("ab")[:1+r.IntN(2)]
+		}
+		for k := r.IntN(2000); k > 0 && len(b) < n; k-- {
+			b = append(b, pat...)
+			if r.IntN(100) == 0 {
+				b[len(b)-1] ^= byte(1 + r.IntN(255))
+			}
+		}
+	}
+	return b[:n]
+}
+
 func le32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
 
 // mixedData interleaves short pieces of every kind, down to sub-block size.
@@ -168,9 +224,14 @@ type namedInput struct {
 	data []byte
 }
 
-// corpus is the differential test's input set: each kind at each size.
-func corpus(tb testing.TB) []namedInput {
-	sizes := []int{0, 1, 511, 4 << 10, 64 << 10, 2 << 20}
+// corpus is the differential test's input set: each kind at each size up
+// to 64 KiB (with big, up to 4 MiB), odd sizes around zlib's internal
+// boundaries and mixed data of random sizes up to 300 KiB.
+func corpus(big bool) []namedInput {
+	sizes := []int{0, 1, 511, 4 << 10, 64 << 10}
+	if big {
+		sizes = append(sizes, 256<<10, 2<<20)
+	}
 	kinds := []struct {
 		name string
 		gen  func(n int, seed uint64) []byte
@@ -180,6 +241,8 @@ func corpus(tb testing.TB) []namedInput {
 		{"random", randomData},
 		{"mixed", mixedData},
 		{"disk", diskImage},
+		{"elf", elfData},
+		{"repetitive", repetitiveData},
 	}
 	var in []namedInput
 	for _, k := range kinds {
@@ -190,8 +253,11 @@ func corpus(tb testing.TB) []namedInput {
 	// Odd sizes around zlib's internal boundaries (window, lookahead,
 	// symbol buffer) and a few arbitrary ones.
 	r := rand.New(rand.NewPCG(99, 99))
-	for _, n := range []int{2, 3, 257, 258, 259, 262, 4095, 4097, 8191, 8192, 16384 - 1, 32768 + 1, 65535, 65537, 1<<17 + 3} {
-		in = append(in, namedInput{"disk-" + itoa(n), diskImage(n, r.Uint64())})
+	for _, n := range []int{2, 3, 257, 258, 259, 262, 4095, 4097, 8191, 8192, 16384 - 1, 32768 + 1, 65535, 65536, 65537, 1<<17 + 3} {
+		in = append(in, namedInput{"disk-odd-" + itoa(n), diskImage(n, r.Uint64())})
+	}
+	if big {
+		in = append(in, namedInput{"disk-4M", diskImage(4<<20, 4)}, namedInput{"elf-4M", elfData(4<<20, 4)})
 	}
 	for i := 0; i < 12; i++ {
 		n := r.IntN(300 << 10)

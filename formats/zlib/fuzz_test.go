@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"errors"
 	"io"
-	"sync"
 	"testing"
 )
 
@@ -20,51 +19,119 @@ var fuzzParams = []Params{
 	{6, -15, 8, 3}, // RLE
 }
 
-// fuzzCompressors keeps one Compressor per Params for the fuzz worker's
-// lifetime (setting one up costs ~0.3 ms).
-var fuzzCompressors = struct {
-	sync.Mutex
-	m map[Params]*Compressor
-}{m: map[Params]*Compressor{}}
-
-func fuzzCompressor(t *testing.T, p Params) *Compressor {
-	fuzzCompressors.Lock()
-	defer fuzzCompressors.Unlock()
-	c := fuzzCompressors.m[p]
-	if c == nil {
-		var err error
-		if c, err = NewCompressor(p); err != nil {
-			t.Fatal(err)
-		}
-		fuzzCompressors.m[p] = c
+// fuzzParamsFrom maps a fuzz selector onto every supported parameter
+// combination: level 0..9, windowBits 8..15, raw/zlib/gzip wrapper,
+// memLevel 1..9, strategy 0..3.
+func fuzzParamsFrom(sel uint16) Params {
+	v := int(sel)
+	p := Params{Level: v % 10}
+	v /= 10
+	wb := 8 + v%8
+	v /= 8
+	switch wrap := v % 3; {
+	case wb == 8 || wrap == 1:
+		p.WindowBits = wb
+	case wrap == 0:
+		p.WindowBits = -wb
+	default:
+		p.WindowBits = 16 + wb
 	}
-	return c
+	v /= 3
+	p.MemLevel = 1 + v%9
+	v /= 9
+	p.Strategy = v % 4
+	return p
 }
 
-func FuzzRoundTrip(f *testing.F) {
-	f.Add([]byte(nil), uint8(0))
-	f.Add([]byte("hello, hello, hello"), uint8(1))
-	f.Add(textData(3000, 1), uint8(2))
-	f.Add(mixedData(6000, 2), uint8(3))
-	f.Add(zerosData(9000), uint8(4))
-	f.Add(randomData(600, 3), uint8(5))
-	f.Fuzz(func(t *testing.T, data []byte, sel uint8) {
-		// The mutator can grow inputs to many MiB, which instrumented zlib
-		// takes seconds to compress; big inputs find nothing new.
-		if len(data) > fuzzMaxIn {
-			data = data[:fuzzMaxIn]
+// Selectors of qemu's parameter sets.
+const (
+	fuzzQCOW2 = 6 + 10*(4+8*(0+3*8))
+	fuzzVMDK  = 6 + 10*(7+8*(1+3*7))
+)
+
+// fuzzCompress compresses data with p natively and with the modernc
+// reference. Compressors are made per call: there are too many parameter
+// combinations to keep one of each (native ones come from the state pool).
+func fuzzCompress(t *testing.T, p Params, data []byte) (native, ref []byte, nerr, rerr error) {
+	c, err := NewCompressor(p)
+	if err != nil {
+		t.Fatalf("%v: %v", p, err)
+	}
+	defer c.Close()
+	r, err := newRefCompressor(p)
+	if err != nil {
+		t.Fatalf("%v: reference: %v", p, err)
+	}
+	defer r.Close()
+	native, nerr = c.Compress(nil, data)
+	ref, rerr = r.Compress(nil, data)
+	return native, ref, nerr, rerr
+}
+
+// FuzzCompress is a differential fuzz test: Compress must produce the same
+// bytes as zlib itself (the modernc reference) for every parameter
+// combination, and its output must inflate back to the input. Inputs are
+// kept small (fast execs, fast minimization); rep > 0 repeats them, with a
+// changing byte between copies, into inputs of up to 96 KiB, for window
+// slides, long matches and the uint32 hash heads of inputs over 64 KiB.
+func FuzzCompress(f *testing.F) {
+	if fuzzParamsFrom(fuzzQCOW2) != QCOW2 || fuzzParamsFrom(fuzzVMDK) != VMDK {
+		f.Fatal("fuzz selectors for QCOW2/VMDK are stale")
+	}
+	f.Add([]byte(nil), uint16(fuzzVMDK), uint8(0))
+	f.Add([]byte("hello, hello, hello"), uint16(fuzzQCOW2), uint8(0))
+	f.Add(diskImage(8<<10, 6), uint16(fuzzQCOW2), uint8(20))
+	f.Add(diskImage(8<<10, 7), uint16(fuzzVMDK), uint8(9))
+	f.Add(textData(3000, 1), uint16(1234), uint8(0))
+	f.Add(mixedData(6000, 2), uint16(4321), uint8(30))
+	f.Add(zerosData(9000), uint16(777), uint8(0))
+	f.Add(randomData(600, 3), uint16(8000), uint8(200))
+	f.Add(repetitiveData(10000, 4), uint16(2906), uint8(3))
+	f.Add(elfData(12000, 5), uint16(5555), uint8(7))
+	f.Fuzz(checkCompress)
+}
+
+// checkCompress is FuzzCompress's check of one input.
+func checkCompress(t *testing.T, data []byte, sel uint16, rep uint8) {
+	{
+		if len(data) > fuzzMaxCompress {
+			data = data[:fuzzMaxCompress]
 		}
-		p := fuzzParams[int(sel)%len(fuzzParams)]
-		c := fuzzCompressor(t, p)
-		fuzzCompressors.Lock() // Compressors are not for concurrent use
-		comp, err := c.Compress(nil, data)
-		fuzzCompressors.Unlock()
+		if rep > 0 && len(data) > 0 {
+			n := min(len(data)*(int(rep)+1), fuzzMaxExpanded)
+			big := make([]byte, 0, n+len(data)+1)
+			for i := 0; len(big) < n; i++ {
+				big = append(big, data...)
+				big = append(big, byte(i))
+			}
+			data = big[:n]
+		}
+		p := fuzzParamsFrom(sel)
+		comp, ref, err, rerr := fuzzCompress(t, p, data)
+		if errors.Is(err, ErrInternal) {
+			// Beyond zlib 1.2.13's deflateBound, where its one-shot deflate
+			// fails too (1.2.11's bound differs); TestDifferentialAllParams
+			// checks that against the system zlib.
+			return
+		}
 		if err != nil {
 			t.Fatalf("%v: compress: %v", p, err)
 		}
+		switch {
+		case errors.Is(rerr, errRefCorrupt):
+			// zlib 1.2.11's CVE-2018-25032: its output is wrong, not ours.
+		case rerr != nil:
+			t.Fatalf("%v: reference compress: %v", p, rerr)
+		case !bytes.Equal(comp, ref):
+			t.Fatalf("%v: %d-byte input: %d bytes, zlib %d bytes; first difference at %d", p, len(data), len(comp), len(ref), firstDiff(comp, ref))
+		}
+		ip := p
+		if ip.WindowBits == 8 {
+			ip.WindowBits = 9
+		}
 		// Trailing bytes must not be taken for part of the stream.
 		packed := append(bytes.Clone(comp), 0xff, 0x00, 0x7a)
-		out, n, err := Inflate(nil, packed, p, len(data))
+		out, n, err := Inflate(nil, packed, ip, len(data))
 		if err != nil {
 			t.Fatalf("%v: inflate: %v", p, err)
 		}
@@ -74,12 +141,14 @@ func FuzzRoundTrip(f *testing.F) {
 		if !bytes.Equal(out, data) {
 			t.Fatalf("%v: round trip changed the data", p)
 		}
-	})
+	}
 }
 
 const (
-	fuzzMaxIn  = 128 << 10
-	fuzzMaxOut = 1 << 20
+	fuzzMaxCompress = 16 << 10
+	fuzzMaxExpanded = 96 << 10 // > 64 KiB: both kinds of hash heads
+	fuzzMaxIn       = 128 << 10
+	fuzzMaxOut      = 1 << 20
 )
 
 func FuzzInflate(f *testing.F) {

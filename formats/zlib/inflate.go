@@ -1,8 +1,6 @@
 package zlib
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -160,24 +158,4 @@ func inflateStream(src []byte, windowBits, maxOut int, sink func([]byte) error) 
 		return 0, produced, err
 	}
 	return consumed, produced, nil
-}
-
-var errMismatch = errors.New("output differs")
-
-// verify checks that comp is exactly one stream that inflates to src.
-func verify(comp, src []byte, windowBits int) error {
-	consumed, produced, err := inflateStream(comp, windowBits, len(src), func(b []byte) error {
-		if !bytes.HasPrefix(src, b) {
-			return errMismatch
-		}
-		src = src[len(b):]
-		return nil
-	})
-	if err == nil && (consumed != len(comp) || len(src) != 0) {
-		err = fmt.Errorf("stream is %d of %d bytes, %d bytes of input left", consumed, len(comp), len(src))
-	}
-	if err != nil {
-		return fmt.Errorf("%w: self-check of the compressed output failed after %d bytes: %w", ErrInternal, produced, err)
-	}
-	return nil
 }

@@ -4,32 +4,51 @@
 // different deflate streams than zlib. Release artifacts written by qemu
 // (qcow2 compressed clusters, streamOptimized VMDK grains) were made with
 // zlib, so regenerating them bit for bit needs zlib's exact match finder,
-// lazy evaluation and block splitting. This package drives zlib itself, as
-// transpiled to pure Go by modernc.org/z (no cgo), with its state and
-// buffers in libc-allocated memory outside the Go heap.
+// lazy evaluation and block splitting. Compressor is a native Go
+// implementation of zlib 1.2.12/1.2.13's deflate (the version Debian 12's
+// qemu and python link) that reproduces its output for every level 0..9,
+// windowBits 8..15 with the raw, zlib and gzip wrappers, memLevel 1..9 and
+// the default, filtered, Huffman-only and RLE strategies. Z_FIXED is
+// refused.
 //
-// Version note: modernc.org/z v1.7.3, the newest version the module proxy
-// serves, carries zlib 1.2.11, while Debian 12 (qemu, python) links zlib
-// 1.2.13. For levels 1..9 with strategies other than Z_FIXED, the deflate
-// changes between the two do not change the output: the 1.2.12 sym_buf rework
-// (CVE-2018-25032) flushes blocks at the same symbol count, and the 1.2.12/13
-// block-type and deflateBound fixes concern Z_FIXED and level 0. The tests
-// compare against the system zlib and against qemu-img output. Where 1.2.11
-// differs, this package refuses (Z_FIXED) or checks its own output
-// (parameter sets that could reach CVE-2018-25032; see needsCheck). Level 0
-// output depends on the output buffer zlib is given; Compress matches
-// compress2(), i.e. a deflateBound-sized buffer.
+// The implementation follows zlib's documented algorithm piece by piece:
+//   - deflate.go: hash chains (insert/update rules), longest_match with the
+//     good/lazy/nice/chain limits of each level, deflate_fast (levels 1-3),
+//     deflate_slow (4-9), deflate_rle, deflate_huff and deflate_stored, the
+//     sliding window's bookkeeping and the symbol buffer of
+//     lit_bufsize = 1<<(memLevel+6) entries whose filling ends a block;
+//   - trees.go: per-block Huffman trees (build_tree, gen_bitlen, gen_codes
+//     with zlib's heap tie-breaking), the code-length run-length coding and
+//     the stored/static/dynamic block choice;
+//   - zlib.go: parameters, the zlib (RFC 1950) and gzip (RFC 1952)
+//     wrappers.
+//
+// Compress matches zlib's one-shot deflate (deflateInit2, one
+// deflate(Z_FINISH) with a deflateBound-sized output buffer, as compress2()
+// and qemu do); only level 0 depends on that buffer size.
+//
+// Speed: on 64 KiB pieces, per core, about C zlib's for VMDK grains and
+// faster for qcow2 clusters, whose 4 KiB window makes C zlib slide its
+// tables every 4 KiB (see bench_test.go; ZLIB_SPEED=1 go test -run Speed
+// measures against the system zlib). The chain walk uses unsafe 2- and
+// 8-byte loads; walkChain documents why they stay inside the input.
+//
+// The tests compare Compress with the system zlib (python3's zlib module
+// and libz.so.1 through ctypes) and with zlib 1.2.11 as transpiled to Go by
+// modernc.org/z (ref_test.go), for every parameter combination.
+//
+// Inflate is zlib's own inflate, transpiled to Go by modernc.org/z, so that
+// it accepts exactly what zlib accepts.
 package zlib
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
+	"hash/adler32"
+	"hash/crc32"
+	"sync"
 	"unsafe"
-
-	"modernc.org/libc"
-	"modernc.org/libc/sys/types"
-	z "modernc.org/z/lib"
 )
 
 // Params are deflateInit2's parameters.
@@ -65,255 +84,202 @@ var (
 	ErrInternal = errors.New("zlib: internal error")
 )
 
+// maxInput bounds one Compress call, as zlib's 32-bit avail_in does for
+// one deflate call.
+const maxInput = 1 << 31
+
+// Wrappers.
 const (
-	zFixed      = z.Z_FIXED
-	zStreamSize = int32(unsafe.Sizeof(z.Z_stream{}))
-	// maxInput bounds what one deflate call is given: avail_in and
-	// avail_out (deflateBound of the input) are 32-bit uInts.
-	maxInput = 1 << 31
+	wrapRaw  = 0
+	wrapZlib = 1
+	wrapGzip = 2
 )
 
-// zlibVersion is the version string handed to deflateInit2_/inflateInit2_,
-// which only compare its first character with their own. C memory, never
-// freed.
-var zlibVersion = func() uintptr {
-	p, err := libc.CString(z.ZLIB_VERSION)
-	if err != nil {
-		panic(err)
-	}
-	return p
-}()
-
-// ptr turns an address of C (non-Go) memory into an unsafe.Pointer without
-// the uintptr->unsafe.Pointer conversion that vet flags; all such memory
-// comes from libc's mmap-backed allocator and is never moved.
-func ptr(p uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
-
-// cbytes views n bytes of C memory at p as a Go slice.
-func cbytes(p uintptr, n int) []byte {
-	if n == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(ptr(p)), n)
-}
-
-func stream(p uintptr) *z.Z_stream { return (*z.Z_stream)(ptr(p)) }
-
-// cmem is the C-side state shared by Compressor and the inflaters: a libc
-// thread context, a z_stream and input/output buffers, all outside the Go
-// heap so transpiled zlib can hold raw addresses into them safely (zlib keeps
-// strm and window addresses across calls; Go stacks move).
-type cmem struct {
-	tls           *libc.TLS
-	strm          uintptr
-	in, out       uintptr
-	inCap, outCap int
-}
-
-func newCmem() (*cmem, error) {
-	tls := libc.NewTLS()
-	strm := libc.Xcalloc(tls, 1, types.Size_t(zStreamSize))
-	if strm == 0 {
-		tls.Close()
-		return nil, fmt.Errorf("%w: out of memory", ErrInternal)
-	}
-	return &cmem{tls: tls, strm: strm}, nil
-}
-
-// reserve makes sure the C buffers hold at least in and out bytes.
-// Buffers only grow (rounded up to 4 KiB) and are reused across calls.
-func (m *cmem) reserve(in, out int) error {
-	grow := func(p *uintptr, capp *int, n int) error {
-		if n <= *capp {
-			return nil
-		}
-		n = (n + 0xfff) &^ 0xfff
-		if *p != 0 {
-			libc.Xfree(m.tls, *p)
-			*p, *capp = 0, 0
-		}
-		q := libc.Xmalloc(m.tls, types.Size_t(n))
-		if q == 0 {
-			return fmt.Errorf("%w: out of memory (%d bytes)", ErrInternal, n)
-		}
-		*p, *capp = q, n
-		return nil
-	}
-	if err := grow(&m.in, &m.inCap, in); err != nil {
-		return err
-	}
-	return grow(&m.out, &m.outCap, out)
-}
-
-// free releases everything; end is deflateEnd or inflateEnd, called only if
-// the stream was initialized.
-func (m *cmem) free(end func(*libc.TLS, uintptr) int32) {
-	if m.tls == nil {
-		return
-	}
-	if end != nil && stream(m.strm).Fstate != 0 {
-		end(m.tls, m.strm)
-	}
-	for _, p := range []uintptr{m.strm, m.in, m.out} {
-		if p != 0 {
-			libc.Xfree(m.tls, p)
-		}
-	}
-	m.tls.Close()
-	*m = cmem{}
-}
-
-func zerr(m *cmem, op string, ret int32) error {
-	var msg string
-	if m != nil && m.strm != 0 {
-		if p := stream(m.strm).Fmsg; p != 0 {
-			msg = libc.GoString(p)
-		}
-	}
-	base := ErrInternal
-	switch ret {
-	case z.Z_STREAM_ERROR, z.Z_VERSION_ERROR:
-		base = ErrParams
-	case z.Z_DATA_ERROR, z.Z_NEED_DICT:
-		base = ErrData
-	}
-	if msg == "" {
-		msg = fmt.Sprintf("return code %d", ret)
-	}
-	return fmt.Errorf("%w: %s: %s", base, op, msg)
-}
+// deflaters pools deflater states by windowBits (9..15) and memLevel
+// (1..9), the parameters their table sizes depend on.
+var deflaters [16][10]sync.Pool
 
 // Compressor compresses independent buffers with fixed Params, reusing its
-// zlib state (deflateReset) so per-call setup is cheap. Not safe for
-// concurrent use; make one per goroutine. Compressors in different
-// goroutines run in parallel (each owns its libc context and zlib state).
+// state (hash tables, symbol buffer, output buffer) from call to call. Not
+// safe for concurrent use; make one per goroutine.
 type Compressor struct {
-	p Params
-	m *cmem
-	// cleanup frees the C memory if the Compressor is dropped unclosed.
-	cleanup runtime.Cleanup
+	p     Params
+	wrap  int
+	level int
+	d     *deflater
 }
 
-func deflateEnd(tls *libc.TLS, strm uintptr) int32 { return z.XdeflateEnd(tls, strm) }
-func inflateEnd(tls *libc.TLS, strm uintptr) int32 { return z.XinflateEnd(tls, strm) }
-
-// NewCompressor sets up a zlib deflate stream with p (deflateInit2).
-// It holds zlib's state, about (1<<(|windowBits|+2)) + (1<<(memLevel+9))
-// bytes (QCOW2 277 KiB, VMDK 261 KiB), plus C-side input and output buffers
-// that grow to the largest input seen (140 KiB for 64 KiB clusters), all
-// outside the Go heap; Close releases them (so does the garbage collector,
-// eventually, for a Compressor dropped unclosed).
+// NewCompressor validates p as deflateInit2 does and sets up a Compressor.
+// Its state takes 4<<(memLevel+6) bytes for the symbol buffer and, for
+// levels 1..9 except with strategies Huffman-only and RLE, 192 KiB of hash
+// heads and chain links, 256 KiB more once an input exceeds 64 KiB (QCOW2
+// and VMDK for 64 KiB clusters: 320 and 256 KiB), plus an output buffer
+// that grows to the largest output made into a too small dst. Close hands
+// the state on to the next NewCompressor with the same windowBits and
+// memLevel.
 //
-// Strategy Z_FIXED (4) is rejected: zlib 1.2.11 picks block types for it
-// differently from 1.2.12+ (and can exceed deflateBound), so its output
-// would not match current zlib.
+// Strategy Z_FIXED (4) is rejected: this package does not implement it.
 func NewCompressor(p Params) (*Compressor, error) {
+	level, wbits, wrap := p.Level, p.WindowBits, wrapZlib
+	if level == -1 { // Z_DEFAULT_COMPRESSION
+		level = 6
+	}
+	if wbits < 0 {
+		wrap = wrapRaw
+		wbits = -wbits
+	} else if wbits > 15 {
+		wrap = wrapGzip
+		wbits -= 16
+	}
+	if p.MemLevel < 1 || p.MemLevel > 9 || wbits < 8 || wbits > 15 || level < 0 || level > 9 ||
+		p.Strategy < 0 || p.Strategy > zFixed || wbits == 8 && wrap != wrapZlib {
+		return nil, fmt.Errorf("%w: deflateInit2 %v", ErrParams, p)
+	}
 	if p.Strategy == zFixed {
-		return nil, fmt.Errorf("%w: strategy Z_FIXED is not byte-exact with zlib >= 1.2.12 in the embedded zlib %s", ErrParams, z.ZLIB_VERSION)
+		return nil, fmt.Errorf("%w: strategy Z_FIXED is not supported", ErrParams)
 	}
-	m, err := newCmem()
-	if err != nil {
-		return nil, err
+	if wbits == 8 {
+		wbits = 9 // as zlib does
 	}
-	ret := z.XdeflateInit2_(m.tls, m.strm, int32(p.Level), z.Z_DEFLATED, int32(p.WindowBits),
-		int32(p.MemLevel), int32(p.Strategy), zlibVersion, zStreamSize)
-	if ret != z.Z_OK {
-		err := zerr(m, "deflateInit2 "+p.String(), ret)
-		m.free(nil)
-		return nil, err
+	var d *deflater
+	if v := deflaters[wbits][p.MemLevel].Get(); v != nil {
+		d = v.(*deflater)
+	} else {
+		d = newDeflater(wbits, p.MemLevel)
 	}
-	c := &Compressor{p: p, m: m}
-	c.cleanup = runtime.AddCleanup(c, func(m *cmem) { m.free(deflateEnd) }, m)
-	return c, nil
+	d.setLevel(level, p.Strategy)
+	return &Compressor{p: p, wrap: wrap, level: level, d: d}, nil
 }
 
 // Params returns the parameters c was created with.
 func (c *Compressor) Params() Params { return c.p }
 
+// bound is zlib 1.2.13's deflateBound for an n-byte input. zlib's one-shot
+// deflate fails when its output does not fit in this.
+func (c *Compressor) bound(n int) int {
+	wraplen := [...]int{wrapRaw: 0, wrapZlib: 6, wrapGzip: 18}[c.wrap]
+	if c.d.wbits != 15 || c.d.memLevel != 8 {
+		if c.d.wbits <= c.d.memLevel+7 {
+			return n + n>>3 + n>>8 + n>>9 + 4 + wraplen
+		}
+		return n + n>>5 + n>>7 + n>>11 + 7 + wraplen
+	}
+	return n + n>>12 + n>>14 + n>>25 + 13 - 6 + wraplen
+}
+
 // Compress compresses src as one complete stream and returns it in
-// dst[:0] (dst's capacity is reused, its contents are overwritten).
-// It is one deflate(Z_FINISH) call over all of src with an output buffer of
-// deflateBound bytes, followed by deflateReset: exactly what zlib's
-// compress2() and qemu's qcow2/vmdk compressors do, so the bytes match
-// theirs. (qemu gives deflate cluster_size-1 bytes of output space and
-// stores the cluster uncompressed if that is not enough: compress, then
-// compare the length.) src may be at most 2 GiB long.
+// dst[:0] (dst's capacity is reused if it holds deflateBound(len(src))
+// bytes; otherwise the result is copied into dst[:0]). The bytes are those
+// of zlib's one-shot deflate(Z_FINISH) with an output buffer of
+// deflateBound bytes, which is what compress2() and qemu's qcow2/vmdk
+// compressors do. (qemu gives deflate cluster_size-1 bytes of output space
+// and stores the cluster uncompressed if that is not enough: compress,
+// then compare the length.) src may be at most 2 GiB long; dst may share
+// memory with src.
+//
+// Where zlib's one-shot deflate fails because the output exceeds
+// deflateBound (level 0 on inputs of a few bytes with non-default
+// windowBits/memLevel), Compress fails too, with ErrInternal.
 func (c *Compressor) Compress(dst, src []byte) ([]byte, error) {
-	m := c.m
-	if m == nil || m.tls == nil {
+	d := c.d
+	if d == nil {
 		return dst[:0], ErrClosed
 	}
-	// m must not be freed by c's cleanup while zlib works on it.
-	defer runtime.KeepAlive(c)
 	if uint64(len(src)) > maxInput {
 		return dst[:0], fmt.Errorf("%w: input of %d bytes exceeds one deflate call", ErrParams, len(src))
 	}
-	bound := int(z.XdeflateBound(m.tls, m.strm, z.ULong(len(src))))
-	if err := m.reserve(len(src), bound); err != nil {
-		return dst[:0], err
-	}
-	copy(cbytes(m.in, len(src)), src)
-	s := stream(m.strm)
-	s.Fnext_in = m.in
-	s.Favail_in = z.UInt(len(src))
-	s.Fnext_out = m.out
-	s.Favail_out = z.UInt(bound)
-	ret := z.Xdeflate(m.tls, m.strm, z.Z_FINISH)
-	n := bound - int(s.Favail_out)
-	if ret != z.Z_STREAM_END {
-		err := zerr(m, "deflate", ret)
-		z.XdeflateReset(m.tls, m.strm)
-		return dst[:0], err
-	}
-	if r := z.XdeflateReset(m.tls, m.strm); r != z.Z_OK {
-		return dst[:0], zerr(m, "deflateReset", r)
-	}
-	s.Fnext_in, s.Fnext_out = 0, 0
-	out := append(dst[:0], cbytes(m.out, n)...)
-	if c.needsCheck(len(src)) {
-		if err := verify(out, src, c.p.WindowBits); err != nil {
-			return dst[:0], err
+	bound := c.bound(len(src))
+	direct := cap(dst) >= bound+64 && !overlap(dst[:cap(dst)], src)
+	w := &d.bw
+	if direct {
+		w.out = dst[:cap(dst)]
+	} else {
+		if len(d.scratch) < bound+64 {
+			d.scratch = make([]byte, bound+64)
 		}
+		w.out = d.scratch
+	}
+	w.n, w.bits, w.nbits = 0, 0, 0
+	w.ensure(32)
+	switch c.wrap {
+	case wrapZlib:
+		header := uint32(8+(d.wbits-8)<<4) << 8 // CM 8, CINFO
+		switch {
+		case d.strategy >= zHuffmanOnly || c.level < 2:
+		case c.level < 6:
+			header |= 1 << 6
+		case c.level == 6:
+			header |= 2 << 6
+		default:
+			header |= 3 << 6
+		}
+		header += 31 - header%31
+		binary.BigEndian.PutUint16(w.out, uint16(header))
+		w.n = 2
+	case wrapGzip:
+		xfl := byte(0)
+		if c.level == 9 {
+			xfl = 2
+		} else if d.strategy >= zHuffmanOnly || c.level < 2 {
+			xfl = 4
+		}
+		copy(w.out, []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3}) // OS_CODE 3: Unix
+		w.n = 10
+	}
+	d.reset(len(src))
+	switch {
+	case c.level == 0:
+		d.deflateStored(src)
+	case d.strategy == zHuffmanOnly:
+		d.deflateHuff(src)
+	case d.strategy == zRLE:
+		d.deflateRLE(src)
+	case c.level <= 3 && len(src) <= 1<<16:
+		deflateFast(d, d.head16, src)
+	case c.level <= 3:
+		deflateFast(d, d.head32, src)
+	case len(src) <= 1<<16:
+		deflateSlow(d, d.head16, src)
+	default:
+		deflateSlow(d, d.head32, src)
+	}
+	w.ensure(8)
+	switch c.wrap {
+	case wrapZlib:
+		binary.BigEndian.PutUint32(w.out[w.n:], adler32.Checksum(src))
+		w.n += 4
+	case wrapGzip:
+		binary.LittleEndian.PutUint32(w.out[w.n:], crc32.ChecksumIEEE(src))
+		binary.LittleEndian.PutUint32(w.out[w.n+4:], uint32(len(src)))
+		w.n += 8
+	}
+	out := w.out[:w.n]
+	if !direct {
+		d.scratch = w.out
+		out = append(dst[:0], out...)
+	}
+	w.out = nil
+	if len(out) > bound {
+		return dst[:0], fmt.Errorf("%w: deflate output of %d bytes exceeds deflateBound %d, where zlib's one-shot deflate fails", ErrInternal, len(out), bound)
 	}
 	return out, nil
 }
 
-// needsCheck tells whether an input of n bytes could reach zlib 1.2.11's
-// CVE-2018-25032 (compressed symbols overwriting the not yet emitted
-// symbol buffer, fixed in 1.2.12), in which case Compress inflates its
-// output and compares it with the input before returning it.
-//
-// The overwrite needs a block's header plus its first i symbols to take
-// more than lit_bufsize + 2*i bytes: over 24 bits per symbol on average
-// across a full symbol buffer. Z_FIXED is rejected outright. With dynamic
-// codes that takes near-random long matches (>= 131 bytes, 5 extra bits) at
-// far distances (13 extra bits): out of reach with windows of 4 KiB or less
-// (at most 10 extra distance bits, ~22 bits per symbol at most) and, for
-// memLevel >= 8 (16K-symbol buffers), for inputs much below ~1 MiB. So the
-// hot paths (QCOW2 clusters of any size, VMDK grains) are never checked;
-// small memLevels (tiny symbol buffers, where the block header alone eats
-// most of the margin) and inputs over 256 KiB with larger windows are.
-func (c *Compressor) needsCheck(n int) bool {
-	if c.p.Level == 0 || n == 0 {
+// overlap tells whether a and b share memory.
+func overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
 		return false
 	}
-	if c.p.MemLevel < 8 {
-		return true
-	}
-	wb := c.p.WindowBits
-	if wb < 0 {
-		wb = -wb
-	}
-	return wb&15 > 12 && n > 256<<10
+	pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
 }
 
-// Close frees the zlib state. Using c afterwards returns ErrClosed.
+// Close releases c's state for reuse. Using c afterwards returns ErrClosed.
 func (c *Compressor) Close() error {
-	if c.m == nil {
+	if c.d == nil {
 		return nil
 	}
-	c.cleanup.Stop()
-	c.m.free(deflateEnd)
-	c.m = nil
+	deflaters[c.d.wbits][c.d.memLevel].Put(c.d)
+	c.d = nil
 	return nil
 }
