@@ -208,6 +208,19 @@ func readOps(ops *bufio.Reader, content io.Reader, queue chan<- *piece, jobs cha
 			p := &piece{want: int(m), done: make(chan struct{})}
 			queue <- p
 			jobs <- job{set: int(set), p: p, in: in}
+		case opGNUGzip:
+			var f [3]uint64
+			for i, what := range []string{"level", "length", "compressed length"} {
+				if f[i], err = uv(what); err != nil {
+					return err
+				}
+			}
+			if f[0] > 9 {
+				return fmt.Errorf("%w: gnugzip level %d", ErrRecipe, f[0])
+			}
+			if err := gnuGzipOp(int(f[0]), f[1], f[2], content, queue); err != nil {
+				return err
+			}
 		case opFlate:
 			var f [5]uint64
 			for i, what := range []string{"level", "flags", "dictionary length", "length", "compressed length"} {

@@ -55,8 +55,9 @@ type plan struct {
 	keep    bool     // others copy from it: keep its uncompressed bytes in the work dir
 
 	// results
-	art  Artifact
-	work string // uncompressed copy, when keep or split
+	art     Artifact
+	work    string // uncompressed copy, when keep or split
+	content string // a split container's content stream, when keep
 }
 
 // Dehydrate builds a bundle at opt.Output from a release's downloads. It
@@ -206,9 +207,11 @@ func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(strin
 			p.sources = []Source{ref(base)}
 			switch {
 			case p.sa.Platform == "metal" && bareFormat(p.sa.Format) == "iso":
+				// The ISO's files are split as the PXE files are: match
+				// content with content (see ViewContent).
 				for _, role := range []string{"kernel", "initramfs", "rootfs"} {
 					if q := find(arch, func(a stream.Artifact) bool { return a.Role == role }); q != nil {
-						p.sources = append(p.sources, ref(q))
+						p.sources = append(p.sources, Source{Artifact: q.sa.ID(), View: ViewContent})
 					}
 				}
 			case bareFormat(p.sa.Format) == "ova":
@@ -308,13 +311,24 @@ func (d *dehydrator) index(refs []Source) (*delta.Index, error) {
 	var srcs []delta.Source
 	for _, r := range refs {
 		p := d.byID[r.Artifact]
-		f, err := os.Open(p.work)
+		path, size := p.work, p.art.Size
+		if r.View == ViewContent {
+			path = p.content
+		}
+		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
 		}
 		d.files = append(d.files, f)
-		var src delta.Source = io.NewSectionReader(f, 0, p.art.Size)
-		if r.View != "" {
+		if r.View == ViewContent {
+			fi, err := f.Stat()
+			if err != nil {
+				return nil, err
+			}
+			size = fi.Size()
+		}
+		var src delta.Source = io.NewSectionReader(f, 0, size)
+		if r.View == ViewSquashfs {
 			if src, err = openView(r.View, src); err != nil {
 				return nil, fmt.Errorf("source %s: %w", r, err)
 			}
@@ -383,6 +397,12 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 		return usum, nil
 	}
 
+	// A content view of a source that was not split is its bytes.
+	for i, s := range p.sources {
+		if s.View == ViewContent && d.byID[s.Artifact].art.Recipe.Kind != KindFormat {
+			p.sources[i].View = ""
+		}
+	}
 	recipe := Recipe{Kind: KindDelta, Sources: p.sources}
 	var how, usum string
 	var blob, layout *BlobWriter // committed once the download is verified
@@ -484,8 +504,14 @@ func (d *dehydrator) encodeFormat(p *plan, size int64, r *Recipe) (blob, layout 
 	if err != nil {
 		return nil, nil, "", err
 	}
-	defer os.Remove(content.Name())
 	defer content.Close()
+	defer func() {
+		if p.keep && err == nil && layout != nil {
+			p.content = content.Name() // a source's ViewContent; the work dir goes at the end
+		} else {
+			os.Remove(content.Name())
+		}
+	}()
 	if layout, err = d.l.NewBlob(MediaTypeLayout); err != nil {
 		return nil, nil, "", err
 	}

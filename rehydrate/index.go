@@ -99,6 +99,12 @@ type Source struct {
 // A metal image carries the same files uncompressed.
 const ViewSquashfs = "squashfs"
 
+// ViewContent is the uncompressed content of a split container
+// (KindFormat): what its blob is a delta of. The live ISO holds the PXE
+// initramfs, a gzip stream split the same way inside the ISO: the two
+// content streams match where the compressed bytes would not.
+const ViewContent = "content"
+
 // String is the artifact's ID, followed by "#VIEW" for a view.
 func (s Source) String() string {
 	if s.View != "" {
@@ -232,7 +238,13 @@ func (ix *Index) Validate() error {
 				if !seen[s.Artifact] {
 					return fmt.Errorf("bundle index: artifact %s: source %q is not an earlier artifact", id, s.Artifact)
 				}
-				if s.View != "" && s.View != ViewSquashfs {
+				switch s.View {
+				case "", ViewSquashfs:
+				case ViewContent:
+					if ix.Lookup(s.Artifact).Recipe.Kind != KindFormat {
+						return fmt.Errorf("bundle index: artifact %s: source %s: content view of an artifact that is not split", id, s)
+					}
+				default:
 					return fmt.Errorf("bundle index: artifact %s: source %s: unknown view %q", id, s.Artifact, s.View)
 				}
 			}

@@ -52,6 +52,7 @@ func TestParseIndex(t *testing.T) {
 		"self source":    func(ix *Index) { ix.Artifacts[1].Recipe.Sources = []Source{{Artifact: "x86_64/qemu/qcow2.xz/disk"}} },
 		"unknown kind":   func(ix *Index) { ix.Artifacts[1].Recipe.Kind = "magic" },
 		"unknown view":   func(ix *Index) { ix.Artifacts[1].Recipe.Sources[0].View = "ext4" },
+		"content view":   func(ix *Index) { ix.Artifacts[1].Recipe.Sources[0].View = ViewContent },
 		"bad arch":       func(ix *Index) { ix.Artifacts[1].Arch = "x/../y" },
 	} {
 		ix := sampleIndex()

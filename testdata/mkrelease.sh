@@ -387,6 +387,12 @@ mkdir -p "$R/$DEPLOY/usr/bin" "$R/$DEPLOY/usr/lib/golang/src" "$R/$DEPLOY/etc" \
 	"$R/$DEPLOY/var" "$R/ostree/deploy/$NAME/var/lib" "$R/ostree/repo/objects" \
 	"$R/ostree/repo/refs/heads" "$R/ostree/boot.1/$NAME/$BOOTCSUM" "$R/boot"
 cp "$T/compile" "$T/link" "$T/asm" "$R/$DEPLOY/usr/bin/"
+# What dracut copies into the initramfs comes from the OS tree, as in FCOS:
+# Ignition's dracut module, coreos-installer, the kernel's module list.
+mkdir -p "$R/$DEPLOY/usr/lib/dracut/modules.d/30ignition" "$R/$DEPLOY/usr/lib/modules/$KVER"
+cp "$T/cover" "$R/$DEPLOY/usr/lib/dracut/modules.d/30ignition/ignition"
+cp "$T/preprofile" "$R/$DEPLOY/usr/bin/coreos-installer"
+cp "$G/src/cmd/go/alldocs.go" "$R/$DEPLOY/usr/lib/modules/$KVER/modules.txt"
 cp -R "$G/src/runtime" "$G/src/crypto" "$R/$DEPLOY/usr/lib/golang/src/"
 ln -s usr/bin "$R/$DEPLOY/bin"
 ln -s usr/lib "$R/$DEPLOY/lib"

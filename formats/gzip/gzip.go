@@ -15,20 +15,25 @@
 //     the block before it and ended with a sync flush; Close adds a final
 //     block holding what is left (possibly nothing).
 //
-// A block that does not re-create ends the split: it and everything after
-// it are kept verbatim, so the output stays bit-exact and only the cost
-// rises. A stream whose first block no candidate re-creates is not split
-// at all (ErrSkip). GNU gzip and zlib streams are not re-created yet.
+//   - GNU gzip (formats/gnugzip), which compresses the whole stream in one
+//     pass: it is re-created as one piece, if the whole of it matches.
+//
+// A pgzip block that does not re-create ends the split: it and everything
+// after it are kept verbatim, so the output stays bit-exact and only the
+// cost rises. A stream that no candidate re-creates is not split at all
+// (ErrSkip). zlib-made streams are not re-created yet.
 package gzip
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/formats/gnugzip"
 	"github.com/rehydrator/rehydrator/internal/zeros"
 )
 
@@ -173,7 +178,7 @@ func Split(src io.ReaderAt, size int64, b *formats.Builder) error {
 		}
 	}
 	if found == nil {
-		return formats.ErrSkip
+		return splitGNU(src, size, hlen, xfl[0], b)
 	}
 	hdr := make([]byte, hlen)
 	if _, err := src.ReadAt(hdr, 0); err != nil {
@@ -301,4 +306,93 @@ func (s *splitter) rest() error {
 		s.pos += int64(len(p))
 	}
 	return nil
+}
+
+// gnuLevels are the GNU gzip levels to try for a header's extra flags: it
+// writes 2 for -9, 4 for -1, 0 otherwise (-6 is the default).
+func gnuLevels(xfl byte) []int {
+	switch xfl {
+	case 2:
+		return []int{9}
+	case 4:
+		return []int{1}
+	}
+	return []int{6, 2, 3, 4, 5, 7, 8}
+}
+
+// splitGNU describes a stream GNU gzip made: header verbatim, the deflate
+// body as one piece re-created from its decompressed bytes, the trailer and
+// the rest verbatim. It returns ErrSkip, having recorded nothing, if no
+// level re-creates the body.
+func splitGNU(src io.ReaderAt, size, hlen int64, xfl byte, b *formats.Builder) error {
+	body := io.NewSectionReader(src, hlen, size-hlen)
+	level, n, m := 0, int64(0), int64(0)
+	for _, l := range gnuLevels(xfl) {
+		var err error
+		if n, m, err = matchGNU(body, l); err == nil {
+			level = l
+			break
+		}
+	}
+	if level == 0 {
+		return formats.ErrSkip
+	}
+	hdr := make([]byte, hlen)
+	if _, err := src.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("gzip: header: %w", err)
+	}
+	if err := b.Verbatim(hdr); err != nil {
+		return err
+	}
+	fr := flate.NewReader(bufio.NewReaderSize(io.NewSectionReader(src, hlen, m), 256<<10))
+	defer fr.Close()
+	if err := b.GNUGzip(level, fr, n, m); err != nil {
+		return err
+	}
+	s := &splitter{src: src, size: size, b: b, pos: hlen + m}
+	return s.rest()
+}
+
+// errMismatch stops a trial compression at the first differing byte.
+var errMismatch = errors.New("gzip: re-created stream differs")
+
+// matchGNU decompresses body and compresses it again as GNU gzip at level,
+// comparing as it goes. It returns the decompressed and compressed lengths
+// if the compressed stream re-creates the start of body exactly.
+func matchGNU(body *io.SectionReader, level int) (n, m int64, err error) {
+	cmp := &comparer{r: bufio.NewReaderSize(io.NewSectionReader(body, 0, body.Size()), 256<<10)}
+	zw, err := gnugzip.NewWriter(cmp, level)
+	if err != nil {
+		return 0, 0, err
+	}
+	// The inflater reads the body through its own buffer: it may read
+	// past the stream's end, which does not matter here.
+	fr := flate.NewReader(bufio.NewReaderSize(io.NewSectionReader(body, 0, body.Size()), 256<<10))
+	defer fr.Close()
+	if n, err = io.Copy(zw, fr); err != nil {
+		return 0, 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return 0, 0, err
+	}
+	return n, cmp.n, nil
+}
+
+// comparer checks written bytes against r's.
+type comparer struct {
+	r   *bufio.Reader
+	n   int64
+	buf []byte
+}
+
+func (c *comparer) Write(p []byte) (int, error) {
+	if cap(c.buf) < len(p) {
+		c.buf = make([]byte, len(p))
+	}
+	q := c.buf[:len(p)]
+	if _, err := io.ReadFull(c.r, q); err != nil || !bytes.Equal(p, q) {
+		return 0, errMismatch
+	}
+	c.n += int64(len(p))
+	return len(p), nil
 }
