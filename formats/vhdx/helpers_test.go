@@ -79,8 +79,8 @@ func makeRaw(tb testing.TB, path string) []byte {
 // that are not all zero, in order.
 func nonZeroPieces(disk []byte) []byte {
 	var out []byte
-	for off := 0; off < len(disk); off += zeroPiece {
-		p := disk[off:min(off+zeroPiece, len(disk))]
+	for off := 0; off < len(disk); off += formats.DiskZeroPiece {
+		p := disk[off:min(off+formats.DiskZeroPiece, len(disk))]
 		if !zeros.Is(p) {
 			out = append(out, p...)
 		}

@@ -196,19 +196,14 @@ func Split(src io.ReaderAt, size int64, b *formats.Builder) error {
 	if err != nil {
 		return err
 	}
-	e := &emitter{src: src, b: b}
-	for _, x := range l.data {
-		if err := e.raw(x.off); err != nil {
-			return err
-		}
-		if err := e.data(x.n); err != nil {
-			return err
-		}
+	data := make([]formats.Extent, len(l.data))
+	for i, x := range l.data {
+		data[i] = formats.Extent{Off: x.off, N: x.n}
 	}
-	if err := e.raw(size); err != nil {
-		return err
+	if err := b.Disk(src, size, data); err != nil {
+		return fmt.Errorf("vhdx: %w", err)
 	}
-	return e.flush()
+	return nil
 }
 
 // extent is a range of the file.
