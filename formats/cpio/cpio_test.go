@@ -2,7 +2,6 @@ package cpio
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/rand"
@@ -15,18 +14,9 @@ import (
 
 	"github.com/rehydrator/rehydrator/formats"
 	"github.com/rehydrator/rehydrator/formats/squashfs"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
-
-func write(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // makeTree fills dir with files of every size modulo 4 (data padding),
 // names of every length modulo 4 (name padding), empty files, a bigger
@@ -37,13 +27,13 @@ func makeTree(t testing.TB, dir string) {
 	for i := range 12 {
 		data := make([]byte, i*i*7)
 		rng.Read(data)
-		write(t, filepath.Join(dir, strings.Repeat("n", i+1)), data)
+		formattest.WriteFile(t, filepath.Join(dir, strings.Repeat("n", i+1)), data)
 	}
-	write(t, filepath.Join(dir, "sub/empty"), nil)
+	formattest.WriteFile(t, filepath.Join(dir, "sub/empty"), nil)
 	big := make([]byte, 1<<20+3)
 	rng.Read(big[:4096])
-	write(t, filepath.Join(dir, "sub/big"), big)
-	write(t, filepath.Join(dir, "sub/deeper/"+strings.Repeat("long-name-", 20)), []byte("long"))
+	formattest.WriteFile(t, filepath.Join(dir, "sub/big"), big)
+	formattest.WriteFile(t, filepath.Join(dir, "sub/deeper/"+strings.Repeat("long-name-", 20)), []byte("long"))
 	if err := os.Symlink("../nnn", filepath.Join(dir, "sub/link")); err != nil {
 		t.Fatal(err)
 	}
@@ -75,33 +65,6 @@ func gnuCPIO(t testing.TB, dir string, opts ...string) []byte {
 		t.Fatalf("cpio %v: %v\n%s", opts, err, stderr.Bytes())
 	}
 	return out.Bytes()
-}
-
-// roundTrip splits file with the nested formats, assembles it back and
-// compares; it returns the content stream and the stats.
-func roundTrip(t testing.TB, file []byte, nested ...formats.Format) ([]byte, formats.Stats) {
-	t.Helper()
-	var recipe, content bytes.Buffer
-	b, err := formats.NewBuilder(&recipe, &content, nested...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Split(bytes.NewReader(file), int64(len(file)), b); err != nil {
-		t.Fatalf("Split: %v", err)
-	}
-	st := b.Stats()
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c := bytes.Clone(content.Bytes())
-	var out bytes.Buffer
-	if err := formats.Assemble(&out, &recipe, &content); err != nil {
-		t.Fatalf("Assemble: %v", err)
-	}
-	if sha256.Sum256(out.Bytes()) != sha256.Sum256(file) {
-		t.Fatalf("Assemble gave %d bytes, not the %d-byte archive", out.Len(), len(file))
-	}
-	return c, st
 }
 
 // listGNU is what `cpio -it` lists: the names, in order.
@@ -175,7 +138,7 @@ func TestGNU(t *testing.T) {
 			if len(file)%512 != 0 {
 				t.Errorf("archive of %d bytes: not padded to 512", len(file))
 			}
-			content, st := roundTrip(t, file)
+			_, content, st := formattest.RoundTrip(t, Split, file)
 			if int64(len(content)) != sum || st.Zero == 0 {
 				t.Errorf("content %d bytes, want the %d bytes of regular files; %d zeros", len(content), sum, st.Zero)
 			}
@@ -191,8 +154,8 @@ func TestGNU(t *testing.T) {
 func TestConcatenated(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	write(t, filepath.Join(a, "early/microcode.bin"), bytes.Repeat([]byte{1, 2, 3}, 1000))
-	write(t, filepath.Join(b, "init"), []byte("#!/bin/sh\n"))
+	formattest.WriteFile(t, filepath.Join(a, "early/microcode.bin"), bytes.Repeat([]byte{1, 2, 3}, 1000))
+	formattest.WriteFile(t, filepath.Join(b, "init"), []byte("#!/bin/sh\n"))
 	arcA, arcB := gnuCPIO(t, a, "-H", "newc"), gnuCPIO(t, b, "-H", "newc")
 	two := append(bytes.Clone(arcA), arcB...)
 	ms, err := Members(bytes.NewReader(two), int64(len(two)))
@@ -202,7 +165,7 @@ func TestConcatenated(t *testing.T) {
 	if len(ms) != 5 || ms[4].Name != "init" || ms[4].Offset < int64(len(arcA)) {
 		t.Fatalf("members %+v", ms)
 	}
-	roundTrip(t, two)
+	formattest.RoundTrip(t, Split, two)
 
 	gz := exec.Command(testtool.Require(t, "gzip"), "-c")
 	gz.Stdin = bytes.NewReader(arcB)
@@ -217,7 +180,7 @@ func TestConcatenated(t *testing.T) {
 	}
 	// The compressed archive is a member: content when no nested format
 	// takes it.
-	content, _ := roundTrip(t, mixed)
+	_, content, _ := formattest.RoundTrip(t, Split, mixed)
 	if !bytes.HasSuffix(content, zb) {
 		t.Error("the trailing gzip stream is not content")
 	}
@@ -230,8 +193,8 @@ func TestLiveRootfs(t *testing.T) {
 	mksquashfs := testtool.Require(t, "mksquashfs")
 	dir := t.TempDir()
 	tree, arc := filepath.Join(dir, "tree"), filepath.Join(dir, "arc")
-	write(t, filepath.Join(tree, "usr/bin/tool"), bytes.Repeat([]byte("binary "), 50000))
-	write(t, filepath.Join(tree, "etc/os-release"), []byte("NAME=test\n"))
+	formattest.WriteFile(t, filepath.Join(tree, "usr/bin/tool"), bytes.Repeat([]byte("binary "), 50000))
+	formattest.WriteFile(t, filepath.Join(tree, "etc/os-release"), []byte("NAME=test\n"))
 	if err := os.MkdirAll(arc, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +241,7 @@ func TestLiveRootfs(t *testing.T) {
 			return b.Content(io.NewSectionReader(r, 0, n), n)
 		},
 	}
-	roundTrip(t, file, nested)
+	formattest.RoundTrip(t, Split, file, nested)
 	if len(sizes) != 1 || sizes[0] != sq.Size {
 		t.Errorf("nested format split members of sizes %v, want [%d]", sizes, sq.Size)
 	}
@@ -332,9 +295,7 @@ func TestErrors(t *testing.T) {
 		if _, err := Members(bytes.NewReader(c.file), int64(len(c.file))); err == nil {
 			t.Errorf("%s: Members: no error", c.name)
 		}
-		var r, w bytes.Buffer
-		b, _ := formats.NewBuilder(&r, &w)
-		if err := Split(bytes.NewReader(c.file), int64(len(c.file)), b); err == nil {
+		if _, _, _, err := formattest.Split(t, Split, c.file); err == nil {
 			t.Errorf("%s: Split: no error", c.name)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 // FuzzSplit: Members and Split never panic, agree on what they accept, and
@@ -21,8 +21,8 @@ func FuzzSplit(f *testing.F) {
 	f.Add(append(header("l", 0o120777, 3, 2), "abc\x00"...))
 	if tool, err := exec.LookPath("cpio"); err == nil {
 		dir := f.TempDir()
-		write(f, filepath.Join(dir, "a"), []byte("data"))
-		write(f, filepath.Join(dir, "b/c"), []byte("more data!"))
+		formattest.WriteFile(f, filepath.Join(dir, "a"), []byte("data"))
+		formattest.WriteFile(f, filepath.Join(dir, "b/c"), []byte("more data!"))
 		if err := os.Symlink("a", filepath.Join(dir, "l")); err != nil {
 			f.Fatal(err)
 		}
@@ -44,24 +44,13 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("member %+v out of a %d-byte archive", m, len(data))
 			}
 		}
-		var recipe, content bytes.Buffer
-		b, err := formats.NewBuilder(&recipe, &content)
-		if err != nil {
-			t.Fatal(err)
-		}
-		serr := Split(bytes.NewReader(data), int64(len(data)), b)
+		recipe, content, _, serr := formattest.Split(t, Split, data)
 		if (merr == nil) != (serr == nil) {
 			t.Fatalf("Members: %v; Split: %v", merr, serr)
 		}
 		if serr != nil {
 			return
 		}
-		if err := b.Close(); err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		if err := formats.Assemble(&out, &recipe, &content); err != nil || !bytes.Equal(out.Bytes(), data) {
-			t.Fatalf("Assemble: %v; equal %v", err, bytes.Equal(out.Bytes(), data))
-		}
+		formattest.CheckAssemble(t, recipe, content, data)
 	})
 }

@@ -3,7 +3,6 @@ package gzip
 import (
 	"bytes"
 	stdgzip "compress/gzip"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"math/rand"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/klauspost/pgzip"
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -66,33 +66,19 @@ func pgz(t testing.TB, data []byte, level, block int, name string) []byte {
 	return out.Bytes()
 }
 
-// roundTrip splits file, re-assembles it and checks it byte for byte.
+// roundTrip splits file, re-assembles it and checks it byte for byte; it
+// returns Split's error, if any.
 func roundTrip(t *testing.T, file []byte) (recipe, content []byte, st formats.Stats, err error) {
 	t.Helper()
-	var r, c bytes.Buffer
-	b, err := formats.NewBuilder(&r, &c)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !Detect(file) {
 		t.Fatal("Detect = false")
 	}
-	err = Split(bytes.NewReader(file), int64(len(file)), b)
-	st = b.Stats()
-	if cerr := b.Close(); err == nil {
-		err = cerr
-	}
+	recipe, content, st, err = formattest.Split(t, Split, file)
 	if err != nil {
 		return nil, nil, st, err
 	}
-	var out bytes.Buffer
-	if err := formats.Assemble(&out, bytes.NewReader(r.Bytes()), bytes.NewReader(c.Bytes())); err != nil {
-		t.Fatalf("Assemble: %v", err)
-	}
-	if sha256.Sum256(out.Bytes()) != sha256.Sum256(file) {
-		t.Fatalf("re-assembled %d bytes differ from the %d-byte original", out.Len(), len(file))
-	}
-	return r.Bytes(), c.Bytes(), st, nil
+	formattest.CheckAssemble(t, recipe, content, file)
+	return recipe, content, st, nil
 }
 
 func TestPgzip(t *testing.T) {
@@ -186,12 +172,11 @@ func TestGNUGzip(t *testing.T) {
 	zw, _ := stdgzip.NewWriterLevel(&other, 5)
 	zw.Write(data)
 	zw.Close()
-	var r bytes.Buffer
-	b, _ := formats.NewBuilder(&r, io.Discard)
-	if err := Split(bytes.NewReader(other.Bytes()), int64(other.Len()), b); !errors.Is(err, formats.ErrSkip) {
+	_, _, st, err := formattest.Split(t, Split, other.Bytes())
+	if !errors.Is(err, formats.ErrSkip) {
 		t.Fatalf("Split of compress/gzip output = %v, want ErrSkip", err)
 	}
-	if st := b.Stats(); st.Verbatim+st.Content != 0 {
+	if st.Verbatim+st.Content != 0 {
 		t.Fatalf("ErrSkip but recorded %+v", st)
 	}
 }
@@ -220,10 +205,7 @@ func TestMember(t *testing.T) {
 	if !bytes.Equal(c.Bytes(), data) || st.Recreated != 5 {
 		t.Fatalf("content %d bytes, %d re-created; want the %d decompressed bytes in 5 blocks", c.Len(), st.Recreated, len(data))
 	}
-	var out bytes.Buffer
-	if err := formats.Assemble(&out, &r, &c); err != nil || !bytes.Equal(out.Bytes(), file) {
-		t.Fatalf("Assemble: %v, equal %v", err, bytes.Equal(out.Bytes(), file))
-	}
+	formattest.CheckAssemble(t, r.Bytes(), c.Bytes(), file)
 }
 
 func FuzzSplit(f *testing.F) {
@@ -233,18 +215,6 @@ func FuzzSplit(f *testing.F) {
 		if !Detect(file) {
 			return
 		}
-		var r, c bytes.Buffer
-		b, _ := formats.NewBuilder(&r, &c)
-		err := Split(bytes.NewReader(file), int64(len(file)), b)
-		if cerr := b.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return
-		}
-		var out bytes.Buffer
-		if err := formats.Assemble(&out, &r, &c); err != nil || !bytes.Equal(out.Bytes(), file) {
-			t.Fatalf("split, but Assemble: %v", err)
-		}
+		formattest.FuzzRoundTrip(t, Split, file)
 	})
 }

@@ -2,26 +2,12 @@ package iso9660
 
 import (
 	"bytes"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 
-	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
-
-// countingReader counts the bytes read.
-type countingReader struct {
-	r io.ReaderAt
-	n atomic.Int64
-}
-
-func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
-	c.n.Add(int64(len(p)))
-	return c.r.ReadAt(p, off)
-}
 
 // seeds adds the synthetic images, their hostile variants and, if xorriso
 // is installed, a small ISO it makes.
@@ -38,13 +24,7 @@ func seeds(f *testing.F) {
 	dir := f.TempDir()
 	src := filepath.Join(dir, "src")
 	for name, data := range map[string]string{"a/b/c.txt": "c", "boot.img": string(make([]byte, 4096)), "x": "x"} {
-		p := filepath.Join(src, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			f.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			f.Fatal(err)
-		}
+		formattest.WriteFile(f, filepath.Join(src, name), []byte(data))
 	}
 	iso := filepath.Join(dir, "seed.iso")
 	out, err := exec.Command(xorriso, "-report_about", "SORRY", "-as", "mkisofs", "-r", "-J", "-no-pad",
@@ -52,11 +32,7 @@ func seeds(f *testing.F) {
 	if err != nil {
 		f.Fatalf("xorriso: %v\n%s", err, out)
 	}
-	img, err := os.ReadFile(iso)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(img)
+	f.Add(formattest.ReadFile(f, iso))
 }
 
 // FuzzFiles: Files never panics, reads in proportion to the image, and
@@ -67,11 +43,11 @@ func seeds(f *testing.F) {
 func FuzzFiles(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := &countingReader{r: bytes.NewReader(data)}
+		r := &formattest.CountingReader{R: bytes.NewReader(data)}
 		size := int64(len(data))
 		files, err := Files(r, size)
-		if limit := 3*size + 1<<20; r.n.Load() > limit {
-			t.Fatalf("read %d bytes of a %d-byte image", r.n.Load(), size)
+		if limit := 3*size + 1<<20; r.N() > limit {
+			t.Fatalf("read %d bytes of a %d-byte image", r.N(), size)
 		}
 		if err != nil {
 			return
@@ -101,16 +77,6 @@ func FuzzFiles(f *testing.F) {
 func FuzzSplit(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recipe, content, _, err := split(t, data)
-		if err != nil {
-			return
-		}
-		var out bytes.Buffer
-		if err := formats.Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-			t.Fatalf("Split succeeded but Assemble failed: %v", err)
-		}
-		if !bytes.Equal(out.Bytes(), data) {
-			t.Fatalf("Assemble gave %d bytes, differing from the %d-byte input at %d", out.Len(), len(data), firstDiff(out.Bytes(), data))
-		}
+		formattest.FuzzRoundTrip(t, Split, data)
 	})
 }

@@ -1,56 +1,10 @@
 package iso9660
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
-	"testing"
 	"unicode/utf16"
-
-	"github.com/rehydrator/rehydrator/formats"
 )
-
-// split runs Split on img and returns the recipe, the content and the stats.
-func split(tb testing.TB, img []byte, nested ...formats.Format) (recipe, content []byte, st formats.Stats, err error) {
-	tb.Helper()
-	var r, c bytes.Buffer
-	b, err := formats.NewBuilder(&r, &c, nested...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	err = Split(bytes.NewReader(img), int64(len(img)), b)
-	st = b.Stats()
-	if cerr := b.Close(); err == nil {
-		err = cerr
-	}
-	return r.Bytes(), c.Bytes(), st, err
-}
-
-// roundTrip splits img, assembles it back and fails unless the bytes match.
-func roundTrip(tb testing.TB, img []byte, nested ...formats.Format) (recipe, content []byte, st formats.Stats) {
-	tb.Helper()
-	recipe, content, st, err := split(tb, img, nested...)
-	if err != nil {
-		tb.Fatalf("Split: %v", err)
-	}
-	var out bytes.Buffer
-	if err := formats.Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-		tb.Fatalf("Assemble: %v", err)
-	}
-	if !bytes.Equal(out.Bytes(), img) {
-		tb.Fatalf("Assemble gave %d bytes, differing from the %d-byte original at %d", out.Len(), len(img), firstDiff(out.Bytes(), img))
-	}
-	return recipe, content, st
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
 
 // Synthetic images: small, with every structure Files reads, for unit
 // tests and fuzz seeds.

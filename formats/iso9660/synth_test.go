@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 func TestDetect(t *testing.T) {
@@ -47,7 +48,7 @@ func TestSynthFiles(t *testing.T) {
 
 func TestSynthSplit(t *testing.T) {
 	img := synth(true)
-	recipe, content, st := roundTrip(t, img)
+	recipe, content, st := formattest.RoundTrip(t, Split, img)
 	var want []byte
 	for _, f := range synthFiles {
 		want = append(want, img[f.Offset:f.Offset+f.Size]...)
@@ -78,7 +79,7 @@ func TestSplitMember(t *testing.T) {
 			return b.Verbatim(p)
 		},
 	}
-	_, content, _ := roundTrip(t, img, nested)
+	_, content, _ := formattest.RoundTrip(t, Split, img, nested)
 	if bytes.Contains(content, hello) {
 		t.Error("hello.txt is in the content: not described by the nested format")
 	}
@@ -98,7 +99,7 @@ func TestSynthOverlap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, content, _ := roundTrip(t, img)
+	_, content, _ := formattest.RoundTrip(t, Split, img)
 	end := int64(sSplit1*blockSize + blockSize)
 	var want []byte
 	var pos int64
@@ -243,7 +244,7 @@ func TestHostile(t *testing.T) {
 			} else if !errors.Is(err, errFormat) && !errors.Is(err, errShort) {
 				t.Errorf("%s: Files: %v, not a format error", h.name, err)
 			}
-			if _, _, _, err := split(t, h.img); err == nil {
+			if _, _, _, err := formattest.Split(t, Split, h.img); err == nil {
 				t.Errorf("%s: Split succeeded", h.name)
 			}
 			continue
@@ -252,6 +253,6 @@ func TestHostile(t *testing.T) {
 			t.Errorf("%s: Files: %v", h.name, err)
 			continue
 		}
-		roundTrip(t, h.img)
+		formattest.RoundTrip(t, Split, h.img)
 	}
 }

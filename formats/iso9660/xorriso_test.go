@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -24,22 +25,8 @@ import (
 func makeTree(t *testing.T, dir string) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(9, 9))
-	random := func(n int) []byte {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rng.Uint32())
-		}
-		return p
-	}
-	write := func(name string, data []byte) {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	random := func(n int) []byte { return formattest.RandomBytes(rng, n) }
+	write := func(name string, data []byte) { formattest.WriteFile(t, filepath.Join(dir, name), data) }
 	write("images/pxeboot/vmlinuz", random(300<<10+17))
 	write("images/pxeboot/initrd.img", random(200<<10))
 	write("images/pxeboot/rootfs.img", random(500<<10+2047))
@@ -69,10 +56,7 @@ func makeTree(t *testing.T, dir string) {
 	testtool.Require(t, "mmd")
 	efi := filepath.Join(dir, "images/efiboot.img")
 	testtool.Run(t, "mkfs.fat", "-C", "-i", "12345678", efi, "1024")
-	bootx := filepath.Join(t.TempDir(), "BOOTX64.EFI")
-	if err := os.WriteFile(bootx, random(100<<10), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bootx := formattest.WriteFile(t, filepath.Join(t.TempDir(), "BOOTX64.EFI"), random(100<<10))
 	testtool.Run(t, "mmd", "-i", efi, "::EFI", "::EFI/BOOT")
 	testtool.Run(t, "mcopy", "-i", efi, bootx, "::EFI/BOOT/BOOTX64.EFI")
 }
@@ -159,11 +143,7 @@ func testTree(t *testing.T) (src, mbr string) {
 	testtool.Require(t, "xorriso")
 	src = t.TempDir()
 	makeTree(t, src)
-	mbr = filepath.Join(t.TempDir(), "mbr.bin")
-	if err := os.WriteFile(mbr, make([]byte, 432), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return src, mbr
+	return src, formattest.WriteFile(t, filepath.Join(t.TempDir(), "mbr.bin"), make([]byte, 432))
 }
 
 // buildISO makes c's ISO of src and returns its path and bytes.
@@ -183,11 +163,7 @@ func buildISO(t *testing.T, c isoCase, src, mbr string) (string, []byte) {
 		args = append(args, a)
 	}
 	testtool.Run(t, "xorriso", args...)
-	img, err := os.ReadFile(iso)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return iso, img
+	return iso, formattest.ReadFile(t, iso)
 }
 
 // TestXorriso makes ISOs with xorriso and checks Files against xorriso's
@@ -299,7 +275,7 @@ func checkISO(t *testing.T, iso string, img []byte, c isoCase) {
 	}
 
 	// Round trip; the content stream holds each file's bytes, once.
-	recipe, content, st := roundTrip(t, img)
+	recipe, content, st := formattest.RoundTrip(t, Split, img)
 	for p, data := range extracted {
 		if !bytes.Contains(content, data) {
 			t.Errorf("%s: not in the content stream", p)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -16,7 +17,7 @@ func benchImage(b *testing.B) []byte {
 	b.Helper()
 	testtool.Require(b, "qemu-img")
 	dir := b.TempDir()
-	raw, _ := writeRaw(b, dir, 64<<20)
+	raw, _ := formattest.WriteMixedDisk(b, dir, 64<<20, 42)
 	return convert(b, raw, filepath.Join(dir, "bench.qcow2"), "compat=1.1,cluster_size=65536", true)
 }
 
@@ -24,7 +25,7 @@ func benchImage(b *testing.B) []byte {
 // bytes/s are of the qcow2 file.
 func BenchmarkAssemble(b *testing.B) {
 	img := benchImage(b)
-	recipe, content, _, st := roundTrip(b, img)
+	recipe, content, st := formattest.RoundTrip(b, Split, img)
 	b.ReportMetric(float64(st.Recreated), "pieces")
 	b.SetBytes(int64(len(img)))
 	b.ResetTimer()
@@ -42,14 +43,7 @@ func BenchmarkSplit(b *testing.B) {
 	b.SetBytes(int64(len(img)))
 	b.ResetTimer()
 	for b.Loop() {
-		fb, err := formats.NewBuilder(io.Discard, io.Discard)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := Split(bytes.NewReader(img), int64(len(img)), fb); err != nil {
-			b.Fatal(err)
-		}
-		if err := fb.Close(); err != nil {
+		if _, err := formattest.SplitTo(b, Split, img, io.Discard, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

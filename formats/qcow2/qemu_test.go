@@ -9,28 +9,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
-// writeRaw writes a mixed guest disk of size bytes to dir.
-func writeRaw(tb testing.TB, dir string, size int) (string, mixedRaw) {
+// checkedRoundTrip round-trips img through a file in dir and runs qemu-img
+// check on the file (with opts, as qemuCheck).
+func checkedRoundTrip(tb testing.TB, dir string, img []byte, opts ...string) (recipe, content []byte, st formats.Stats) {
 	tb.Helper()
-	m := makeRaw(size, 42)
-	p := filepath.Join(dir, "disk.raw")
-	if err := os.WriteFile(p, m.data, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return p, m
+	p := filepath.Join(dir, "reassembled.qcow2")
+	recipe, content, st = formattest.RoundTripFile(tb, Split, img, p)
+	qemuCheck(tb, p, opts...)
+	return recipe, content, st
 }
 
 // checkImage splits img, checks the round trip and what the recipe and
-// content hold, and returns the stats.
-func checkImage(t *testing.T, dir string, img []byte, m mixedRaw, compressed bool) {
+// content hold: all of a -c image's compressed clusters re-created, and
+// the guest's text and random blocks in the content.
+func checkImage(t *testing.T, dir string, img, disk []byte, compressed bool) {
 	t.Helper()
 	start := time.Now()
-	recipe, content, out, st := roundTrip(t, img)
+	recipe, content, st := checkedRoundTrip(t, dir, img)
 	elapsed := time.Since(start)
-	qemuCheck(t, dir, "reassembled.qcow2", out)
 
 	l, err := readLayout(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
@@ -56,8 +57,8 @@ func checkImage(t *testing.T, dir string, img []byte, m mixedRaw, compressed boo
 	} else if len(l.pieces) != 0 {
 		t.Errorf("%d compressed clusters in an uncompressed image", len(l.pieces))
 	}
-	for _, at := range []int{m.textAt, m.randomAt} {
-		if block := m.data[at : at+4096]; !bytes.Contains(content, block) {
+	for _, at := range []int{formattest.TextAt(len(disk)), formattest.RandomAt(len(disk))} {
+		if block := disk[at : at+4096]; !bytes.Contains(content, block) {
 			t.Errorf("content lacks the guest's 4 KiB block at %#x", at)
 		}
 	}
@@ -73,7 +74,7 @@ func TestQemuImages(t *testing.T) {
 	if testing.Short() {
 		size = 8 << 20
 	}
-	raw, m := writeRaw(t, dir, size)
+	raw, disk := formattest.WriteMixedDisk(t, dir, size, 42)
 	type fixture struct {
 		opts     string
 		compress bool
@@ -101,7 +102,7 @@ func TestQemuImages(t *testing.T) {
 				t.Skip("short: one image only")
 			}
 			img := convert(t, raw, filepath.Join(dir, "img.qcow2"), f.opts, f.compress)
-			checkImage(t, dir, img, m, f.compress)
+			checkImage(t, dir, img, disk, f.compress)
 		})
 	}
 }
@@ -111,15 +112,15 @@ func TestQemuImages(t *testing.T) {
 func TestQemuSnapshots(t *testing.T) {
 	testtool.Require(t, "qemu-io")
 	dir := t.TempDir()
-	raw, m := writeRaw(t, dir, 8<<20)
+	raw, disk := formattest.WriteMixedDisk(t, dir, 8<<20, 42)
 	p := filepath.Join(dir, "snap.qcow2")
 	convert(t, raw, p, "compat=1.1,cluster_size=65536", true)
 	// qemu writes compressed clusters only where none is allocated:
 	// into 256 KiB segments of the guest disk that are all zeros (past the
 	// first MiB, which is overwritten first).
 	var holes []int
-	for off := 1 << 20; off < len(m.data) && len(holes) < 2; off += 256 << 10 {
-		if zeroPrefix(m.data[off:off+256<<10]) == 256<<10 {
+	for off := 1 << 20; off < len(disk) && len(holes) < 2; off += 256 << 10 {
+		if zeroPrefix(disk[off:off+256<<10]) == 256<<10 {
 			holes = append(holes, off)
 		}
 	}
@@ -131,10 +132,7 @@ func TestQemuSnapshots(t *testing.T) {
 	testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", "-c", fmt.Sprintf("write -c -P 0x33 %d 256k", holes[0]), p)
 	testtool.Run(t, qemu, "snapshot", "-c", "two", p)
 	testtool.Run(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -c -P 0x44 %d 256k", holes[1]), "-c", "discard 4M 1M", p)
-	img, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := formattest.ReadFile(t, p)
 	l, err := readLayout(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
 		t.Fatal(err)
@@ -142,17 +140,16 @@ func TestQemuSnapshots(t *testing.T) {
 	if len(l.l1s) != 3 {
 		t.Fatalf("%d L1 tables, want 3 (active and two snapshots)", len(l.l1s))
 	}
-	checkImage(t, dir, img, m, true)
+	checkImage(t, dir, img, disk, true)
 }
 
 // TestQemuZstd: zstd-compressed clusters are kept verbatim.
 func TestQemuZstd(t *testing.T) {
 	testtool.Require(t, "qemu-img")
 	dir := t.TempDir()
-	raw, _ := writeRaw(t, dir, 8<<20)
+	raw, _ := formattest.WriteMixedDisk(t, dir, 8<<20, 42)
 	img := convert(t, raw, filepath.Join(dir, "z.qcow2"), "compat=1.1,cluster_size=65536,compression_type=zstd", true)
-	recipe, _, out, st := roundTrip(t, img)
-	qemuCheck(t, dir, "reassembled.qcow2", out)
+	recipe, _, st := checkedRoundTrip(t, dir, img)
 	if st.Recreated != 0 || st.Kept != 0 {
 		t.Errorf("recreated %d kept %d, want no deflate pieces", st.Recreated, st.Kept)
 	}
@@ -165,7 +162,7 @@ func TestQemuZstd(t *testing.T) {
 func TestQemuAltered(t *testing.T) {
 	testtool.Require(t, "qemu-img")
 	dir := t.TempDir()
-	raw, m := writeRaw(t, dir, 8<<20)
+	raw, disk := formattest.WriteMixedDisk(t, dir, 8<<20, 42)
 	img := convert(t, raw, filepath.Join(dir, "c.qcow2"), "compat=1.1,cluster_size=65536", true)
 	l, err := readLayout(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
@@ -183,7 +180,7 @@ func TestQemuAltered(t *testing.T) {
 		if !ok {
 			continue
 		}
-		z := goDeflate(t, m.data[g:g+l.clusterSize], img[p.off:end])
+		z := goDeflate(t, disk[g:g+l.clusterSize], img[p.off:end])
 		if z == nil {
 			continue
 		}
@@ -196,13 +193,10 @@ func TestQemuAltered(t *testing.T) {
 		t.Fatal("no compressed cluster has room for Go's stream")
 	}
 	p := filepath.Join(dir, "altered.qcow2")
-	os.WriteFile(p, img, 0o644)
-	qemu := testtool.Require(t, "qemu-img")
-	testtool.Run(t, qemu, "check", p)
-	testtool.Run(t, qemu, "compare", "-f", "qcow2", "-F", "raw", p, raw) // still reads as the guest disk
+	formattest.Check(t, formattest.WriteFile(t, p, img))
+	testtool.Run(t, formattest.QemuImg(t), "compare", "-f", "qcow2", "-F", "raw", p, raw) // still reads as the guest disk
 
-	recipe, _, out, st := roundTrip(t, img)
-	qemuCheck(t, dir, "reassembled.qcow2", out)
+	recipe, _, st := checkedRoundTrip(t, dir, img)
 	t.Logf("altered compressed cluster %d at %#x: recreated %d, kept %d, recipe %d bytes", altered, l.pieces[altered].off, st.Recreated, st.Kept, len(recipe))
 	if st.Kept < 1 {
 		t.Errorf("kept %d, want the altered cluster kept verbatim", st.Kept)
@@ -239,7 +233,7 @@ func TestQemuVariants(t *testing.T) {
 	qemu := testtool.Require(t, "qemu-img")
 	testtool.Require(t, "qemu-io")
 	dir := t.TempDir()
-	raw, m := writeRaw(t, dir, 4<<20)
+	raw, disk := formattest.WriteMixedDisk(t, dir, 4<<20, 42)
 	secret := "--object=secret,id=sec0,data=hunter2"
 	for _, tc := range []struct {
 		name string
@@ -250,19 +244,19 @@ func TestQemuVariants(t *testing.T) {
 		check    []string // qemu-img check's arguments, if not the usual
 	}{
 		{"preallocation=metadata", func(dst string) {
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "preallocation=metadata", raw, dst)
+			convert(t, raw, dst, "preallocation=metadata", false)
 		}, true, false, nil},
 		{"lazy_refcounts", func(dst string) {
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "lazy_refcounts=on", "-c", raw, dst)
+			convert(t, raw, dst, "lazy_refcounts=on", true)
 		}, true, true, nil},
 		{"refcount_bits=1", func(dst string) {
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=1", "-c", raw, dst)
+			convert(t, raw, dst, "refcount_bits=1", true)
 		}, true, true, nil},
 		{"refcount_bits=64", func(dst string) {
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=64", raw, dst)
+			convert(t, raw, dst, "refcount_bits=64", false)
 		}, true, false, nil},
 		{"cluster_size=512", func(dst string) {
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=512", "-c", raw, dst)
+			convert(t, raw, dst, "cluster_size=512", true)
 		}, true, true, nil},
 		{"backing file", func(dst string) {
 			base := filepath.Join(dir, "base.qcow2")
@@ -281,25 +275,21 @@ func TestQemuVariants(t *testing.T) {
 			testtool.Run(t, qemu, "convert", secret, "-f", "raw", "-O", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", raw, dst)
 		}, false, false, []string{secret, "--image-opts", "driver=qcow2,encrypt.key-secret=sec0,file.filename=%s"}},
 		{"external data file", func(dst string) {
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "qcow2", "-o", "data_file="+filepath.Join(dir, "data.raw"), raw, dst)
+			convert(t, raw, dst, "data_file="+filepath.Join(dir, "data.raw"), false)
 		}, false, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, "variant.qcow2")
 			os.Remove(p)
 			tc.make(p)
-			img, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recipe, content, out, st := roundTrip(t, img)
-			qemuCheck(t, dir, "reassembled.qcow2", out, tc.check...)
+			img := formattest.ReadFile(t, p)
+			recipe, content, st := checkedRoundTrip(t, dir, img, tc.check...)
 			t.Logf("file %d bytes: recipe %d, content %d, verbatim %d, zero %d, recreated %d, kept %d",
 				len(img), len(recipe), st.Content, st.Verbatim, st.Zero, st.Recreated, st.Kept)
 			if tc.compress && (st.Recreated == 0 || st.Kept != 0) {
 				t.Errorf("recreated %d, kept %d: want all compressed clusters re-created", st.Recreated, st.Kept)
 			}
-			if tc.content && !bytes.Contains(content, m.data[m.textAt:m.textAt+4096]) {
+			if tc.content && !bytes.Contains(content, disk[formattest.TextAt(len(disk)):][:4096]) {
 				t.Errorf("content lacks the guest's text")
 			}
 		})

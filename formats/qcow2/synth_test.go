@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats/zlib"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -51,10 +51,10 @@ func buildSynth(tb testing.TB) synth {
 	be := binary.BigEndian
 	rng := rand.New(rand.NewPCG(1, 2))
 	s := synth{guest: make([]byte, synthGuest)}
-	fillText(s.guest[0:synthCS], rng)
-	fillText(s.guest[synthCS:2*synthCS], rng)
-	fillRecords(s.guest[2*synthCS:3*synthCS], rng)
-	fillText(s.guest[3*synthCS:4*synthCS], rng)
+	formattest.FillText(s.guest[0:synthCS], rng)
+	formattest.FillText(s.guest[synthCS:2*synthCS], rng)
+	formattest.FillRecords(s.guest[2*synthCS:3*synthCS], rng)
+	formattest.FillText(s.guest[3*synthCS:4*synthCS], rng)
 
 	img := make([]byte, 8*synthCS)
 	h := img[:synthCS]
@@ -131,10 +131,9 @@ func TestSynthRoundTrip(t *testing.T) {
 	if qemu, err := exec.LookPath("qemu-img"); err == nil {
 		// The hand-made image is a valid one holding the guest disk.
 		dir := t.TempDir()
-		img, raw := filepath.Join(dir, "s.qcow2"), filepath.Join(dir, "s.raw")
-		os.WriteFile(img, s.img, 0o644)
-		os.WriteFile(raw, s.guest, 0o644)
-		testtool.Run(t, qemu, "check", img)
+		img := formattest.WriteFile(t, filepath.Join(dir, "s.qcow2"), s.img)
+		raw := formattest.WriteFile(t, filepath.Join(dir, "s.raw"), s.guest)
+		formattest.Check(t, img)
 		testtool.Run(t, qemu, "compare", "-f", "qcow2", "-F", "raw", img, raw)
 	}
 	h, err := readHeader(bytes.NewReader(s.img), int64(len(s.img)))
@@ -144,7 +143,7 @@ func TestSynthRoundTrip(t *testing.T) {
 	if len(h.extensions) != 1 || h.extensions[0].typ != extFeatureNames || h.featureNames[feature{0, 5}] != "test feature" {
 		t.Errorf("extensions %+v, feature names %q", h.extensions, h.featureNames)
 	}
-	_, content, _, st := roundTrip(t, s.img)
+	_, content, st := formattest.RoundTrip(t, Split, s.img)
 	if st.Recreated != 3 || st.Kept != 0 {
 		t.Errorf("recreated %d kept %d, want 3 and 0", st.Recreated, st.Kept)
 	}
@@ -175,7 +174,7 @@ func TestSynthKept(t *testing.T) {
 	for i := b.off; i < b.end; i++ {
 		img[i] = 0xff // no longer a deflate stream
 	}
-	_, content, _, st := roundTrip(t, img)
+	_, content, st := formattest.RoundTrip(t, Split, img)
 	if st.Recreated != 1 || st.Kept != 1 {
 		t.Errorf("recreated %d kept %d, want 1 and 1", st.Recreated, st.Kept)
 	}
@@ -297,7 +296,7 @@ func TestHostile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := tc.mutate(bytes.Clone(s.img))
-			_, _, _, err := split(t, img)
+			_, _, _, err := formattest.Split(t, Split, img)
 			if err == nil {
 				t.Fatalf("Split succeeded, want an error containing %q", tc.want)
 			}

@@ -3,10 +3,11 @@ package squashfs
 import (
 	"bytes"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 // FuzzOpen: Open never panics or allocates without bound, and reading the
@@ -18,10 +19,10 @@ func FuzzOpen(f *testing.F) {
 	if tool, err := exec.LookPath("mksquashfs"); err == nil {
 		dir := f.TempDir()
 		src := filepath.Join(dir, "src")
-		write(f, filepath.Join(src, "a"), text(1, 5000))
-		write(f, filepath.Join(src, "b/c"), text(2, 300))
-		write(f, filepath.Join(src, "b/d"), make([]byte, 8192))
-		write(f, filepath.Join(src, "e"), nil)
+		formattest.WriteFile(f, filepath.Join(src, "a"), text(1, 5000))
+		formattest.WriteFile(f, filepath.Join(src, "b/c"), text(2, 300))
+		formattest.WriteFile(f, filepath.Join(src, "b/d"), make([]byte, 8192))
+		formattest.WriteFile(f, filepath.Join(src, "e"), nil)
 		for _, opts := range [][]string{
 			{"-comp", "zstd", "-b", "4K"},
 			{"-comp", "gzip", "-b", "4K"},
@@ -34,11 +35,7 @@ func FuzzOpen(f *testing.F) {
 			if out, err := exec.Command(tool, args...).CombinedOutput(); err != nil {
 				f.Fatalf("mksquashfs: %v\n%s", err, out)
 			}
-			img, err := os.ReadFile(dst)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(img)
+			f.Add(formattest.ReadFile(f, dst))
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

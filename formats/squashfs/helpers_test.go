@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -34,16 +35,6 @@ func random(seed int64, n int) []byte {
 	return b
 }
 
-func write(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // makeTree fills dir with what a root filesystem holds: small and big
 // files, compressible and not, empty files, duplicates, hard links, sparse
 // files, a directory big enough for an extended directory inode with an
@@ -51,24 +42,24 @@ func write(t testing.TB, path string, data []byte) {
 // one. scale multiplies the big files' sizes.
 func makeTree(t testing.TB, dir string, scale int) {
 	t.Helper()
-	write(t, filepath.Join(dir, "a.txt"), text(1, 100))
-	write(t, filepath.Join(dir, "b/big.txt"), text(2, scale*700<<10+17))
-	write(t, filepath.Join(dir, "b/random.bin"), random(3, scale*(1<<20)+5))
-	write(t, filepath.Join(dir, "b/dup-of-big.txt"), text(2, scale*700<<10+17))
-	write(t, filepath.Join(dir, "b/dup-of-a.txt"), text(1, 100))
-	write(t, filepath.Join(dir, "b/exact-block"), text(4, 128<<10))
-	write(t, filepath.Join(dir, "c/empty1"), nil)
-	write(t, filepath.Join(dir, "c/empty2"), nil)
-	write(t, filepath.Join(dir, "z-empty"), nil)
+	formattest.WriteFile(t, filepath.Join(dir, "a.txt"), text(1, 100))
+	formattest.WriteFile(t, filepath.Join(dir, "b/big.txt"), text(2, scale*700<<10+17))
+	formattest.WriteFile(t, filepath.Join(dir, "b/random.bin"), random(3, scale*(1<<20)+5))
+	formattest.WriteFile(t, filepath.Join(dir, "b/dup-of-big.txt"), text(2, scale*700<<10+17))
+	formattest.WriteFile(t, filepath.Join(dir, "b/dup-of-a.txt"), text(1, 100))
+	formattest.WriteFile(t, filepath.Join(dir, "b/exact-block"), text(4, 128<<10))
+	formattest.WriteFile(t, filepath.Join(dir, "c/empty1"), nil)
+	formattest.WriteFile(t, filepath.Join(dir, "c/empty2"), nil)
+	formattest.WriteFile(t, filepath.Join(dir, "z-empty"), nil)
 	if err := os.Link(filepath.Join(dir, "a.txt"), filepath.Join(dir, "c/hardlink-to-a")); err != nil {
 		t.Fatal(err)
 	}
 	// Sparse: data, a 1 MiB hole, data; and a file of zeros only.
 	sp := append(append(text(5, 300<<10), make([]byte, 1<<20)...), text(6, 100<<10+3)...)
-	write(t, filepath.Join(dir, "d/sparse"), sp)
-	write(t, filepath.Join(dir, "d/zeros"), make([]byte, 2<<20+100))
+	formattest.WriteFile(t, filepath.Join(dir, "d/sparse"), sp)
+	formattest.WriteFile(t, filepath.Join(dir, "d/zeros"), make([]byte, 2<<20+100))
 	for i := range 300 {
-		write(t, filepath.Join(dir, fmt.Sprintf("many/a-rather-long-file-name-to-fill-directory-blocks-%04d", i)), text(int64(100+i), i*37))
+		formattest.WriteFile(t, filepath.Join(dir, fmt.Sprintf("many/a-rather-long-file-name-to-fill-directory-blocks-%04d", i)), text(int64(100+i), i*37))
 	}
 	if err := os.Symlink("a.txt", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
@@ -106,10 +97,7 @@ func unsquashfsPF(t testing.TB, img string) pseudoFile {
 	tool := testtool.Require(t, "unsquashfs")
 	pf := filepath.Join(t.TempDir(), "out.pf")
 	testtool.Run(t, tool, "-no-progress", "-pf", pf, img)
-	raw, err := os.ReadFile(pf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := formattest.ReadFile(t, pf)
 	i := bytes.Index(raw, []byte(pfDataMarker))
 	if i < 0 {
 		t.Fatalf("unsquashfs -pf: no data marker")

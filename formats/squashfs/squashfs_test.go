@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"math/rand"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -86,8 +86,8 @@ func TestMksquashfs(t *testing.T) {
 func TestAppend(t *testing.T) {
 	dir := t.TempDir()
 	src1, src2 := filepath.Join(dir, "one"), filepath.Join(dir, "two")
-	write(t, filepath.Join(src1, "x"), text(7, 200<<10))
-	write(t, filepath.Join(src2, "y"), text(8, 300<<10))
+	formattest.WriteFile(t, filepath.Join(src1, "x"), text(7, 200<<10))
+	formattest.WriteFile(t, filepath.Join(src2, "y"), text(8, 300<<10))
 	img := mksquashfs(t, src1, filepath.Join(dir, "img"), "-comp", "zstd")
 	testtool.Run(t, testtool.Require(t, "mksquashfs"), src2, img, "-quiet", "-no-progress")
 	checkView(t, img)
@@ -95,17 +95,14 @@ func TestAppend(t *testing.T) {
 
 func TestUnsupported(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "root")
-	write(t, filepath.Join(src, "f"), text(1, 1000))
+	formattest.WriteFile(t, filepath.Join(src, "f"), text(1, 1000))
 	for _, opts := range [][]string{
 		{"-comp", "lz4"},
 		{"-comp", "lzo"},
 		{"-comp", "xz", "-Xbcj", "x86"},
 	} {
 		img := mksquashfs(t, src, filepath.Join(t.TempDir(), "img"), opts...)
-		data, err := os.ReadFile(img)
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := formattest.ReadFile(t, img)
 		if _, err := Open(bytes.NewReader(data), int64(len(data))); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%v: Open: %v, want ErrUnsupported", opts, err)
 		}

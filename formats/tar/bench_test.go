@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -44,21 +44,14 @@ func BenchmarkSplitSparse(b *testing.B) {
 	out := filepath.Join(dir, "disk.tar")
 	testtool.Run(b, gnutar, append([]string{"--format=oldgnu", "-S", "--hole-detection=raw"},
 		append(reproducible, "-C", dir, "-cf", out, "disk.raw")...)...)
-	img := readFile(b, out)
+	img := formattest.ReadFile(b, out)
 	ms := members(b, img)
 	var recipe bytes.Buffer
 	b.SetBytes(int64(len(img)))
 	b.ResetTimer()
 	for b.Loop() {
 		recipe.Reset()
-		bl, err := formats.NewBuilder(&recipe, io.Discard)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := Split(bytes.NewReader(img), int64(len(img)), bl); err != nil {
-			b.Fatal(err)
-		}
-		if err := bl.Close(); err != nil {
+		if _, err := formattest.SplitTo(b, Split, img, &recipe, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

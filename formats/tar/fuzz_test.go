@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 // goArchives returns small archives archive/tar writes: ustar, pax with
@@ -106,7 +106,7 @@ func FuzzSplit(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, img []byte) {
 		ms, merr := Members(bytes.NewReader(img), int64(len(img)))
-		recipe, content, _, err := split(t, img)
+		recipe, content, _, err := formattest.Split(t, Split, img)
 		if (err == nil) != (merr == nil) {
 			t.Fatalf("Split says %v, Members %v", err, merr)
 		}
@@ -118,12 +118,6 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("member %q: %d bytes at %d, outside the %d-byte archive", m.Name, m.Size, m.Offset, len(img))
 			}
 		}
-		var out bytes.Buffer
-		if err := formats.Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-			t.Fatalf("Split succeeded but Assemble failed: %v", err)
-		}
-		if !bytes.Equal(out.Bytes(), img) {
-			t.Fatalf("Assemble gave %d bytes, differing from the %d-byte input at %d", out.Len(), len(img), firstDiff(out.Bytes(), img))
-		}
+		formattest.CheckAssemble(t, recipe, content, img)
 	})
 }

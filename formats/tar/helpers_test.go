@@ -3,7 +3,6 @@ package tar
 import (
 	gotar "archive/tar"
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,74 +13,8 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
-
-// split runs Split on img with the nested formats and returns the recipe,
-// the content and the stats, or Split's error.
-func split(tb testing.TB, img []byte, nested ...formats.Format) (recipe, content []byte, st formats.Stats, err error) {
-	tb.Helper()
-	var r, c bytes.Buffer
-	b, err := formats.NewBuilder(&r, &c, nested...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := Split(bytes.NewReader(img), int64(len(img)), b); err != nil {
-		b.Close()
-		return nil, nil, formats.Stats{}, err
-	}
-	st = b.Stats()
-	if err := b.Close(); err != nil {
-		tb.Fatalf("closing the builder: %v", err)
-	}
-	return r.Bytes(), c.Bytes(), st, nil
-}
-
-// roundTrip splits img, assembles it back and fails unless the SHA-256 of
-// the result is img's.
-func roundTrip(tb testing.TB, img []byte, nested ...formats.Format) (recipe, content []byte, st formats.Stats) {
-	tb.Helper()
-	recipe, content, st, err := split(tb, img, nested...)
-	if err != nil {
-		tb.Fatalf("Split: %v", err)
-	}
-	var out bytes.Buffer
-	if err := formats.Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-		tb.Fatalf("Assemble: %v", err)
-	}
-	if got, want := sha256.Sum256(out.Bytes()), sha256.Sum256(img); got != want {
-		tb.Fatalf("Assemble gave %d bytes (sha256 %x), want %d (sha256 %x); first difference at %#x",
-			out.Len(), got[:8], len(img), want[:8], firstDiff(out.Bytes(), img))
-	}
-	return recipe, content, st
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
-
-func readFile(tb testing.TB, path string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
-func writeFile(tb testing.TB, path string, data []byte) {
-	tb.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-}
 
 // members lists img's members, failing the test on error.
 func members(tb testing.TB, img []byte) []Member {
@@ -165,9 +98,9 @@ func storedData(img []byte, ms []Member) []byte {
 func checkArchive(tb testing.TB, img []byte) ([]Member, formats.Stats) {
 	tb.Helper()
 	ms := crossCheck(tb, img)
-	recipe, content, st := roundTrip(tb, img)
+	recipe, content, st := formattest.RoundTrip(tb, Split, img)
 	if want := storedData(img, ms); !bytes.Equal(content, want) {
-		tb.Fatalf("content (%d bytes) is not the members' data (%d bytes), first difference at %d", len(content), len(want), firstDiff(content, want))
+		tb.Fatalf("content (%d bytes) is not the members' data (%d bytes), first difference at %d", len(content), len(want), formattest.FirstDiff(content, want))
 	}
 	if st.Content+st.Zero+st.Verbatim != int64(len(img)) {
 		tb.Fatalf("stats %+v do not add up to the archive's %d bytes", st, len(img))
@@ -183,19 +116,13 @@ func checkArchive(tb testing.TB, img []byte) ([]Member, formats.Stats) {
 func tree(tb testing.TB, dir string, long bool) {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(5, 6))
-	bin := func(n int) []byte {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rng.Uint32())
-		}
-		return p
-	}
-	writeFile(tb, filepath.Join(dir, "small.txt"), []byte("a small text file\n"))
-	writeFile(tb, filepath.Join(dir, "empty"), nil)
-	writeFile(tb, filepath.Join(dir, "block"), bin(512))
-	writeFile(tb, filepath.Join(dir, "odd"), bin(513))
-	writeFile(tb, filepath.Join(dir, "sub", "dir", "file.bin"), bin(10000))
-	writeFile(tb, filepath.Join(dir, "sub", "text"), []byte(strings.Repeat("lorem ipsum dolor sit amet\n", 200)))
+	bin := func(n int) []byte { return formattest.RandomBytes(rng, n) }
+	formattest.WriteFile(tb, filepath.Join(dir, "small.txt"), []byte("a small text file\n"))
+	formattest.WriteFile(tb, filepath.Join(dir, "empty"), nil)
+	formattest.WriteFile(tb, filepath.Join(dir, "block"), bin(512))
+	formattest.WriteFile(tb, filepath.Join(dir, "odd"), bin(513))
+	formattest.WriteFile(tb, filepath.Join(dir, "sub", "dir", "file.bin"), bin(10000))
+	formattest.WriteFile(tb, filepath.Join(dir, "sub", "text"), []byte(strings.Repeat("lorem ipsum dolor sit amet\n", 200)))
 	if err := os.Symlink("small.txt", filepath.Join(dir, "link")); err != nil {
 		tb.Fatal(err)
 	}
@@ -206,14 +133,14 @@ func tree(tb testing.TB, dir string, long bool) {
 		return
 	}
 	// 140 characters of directory and 90 of name: ustar's prefix.
-	writeFile(tb, filepath.Join(dir, strings.Repeat("d", 70), strings.Repeat("e", 69), strings.Repeat("f", 90)), bin(700))
+	formattest.WriteFile(tb, filepath.Join(dir, strings.Repeat("d", 70), strings.Repeat("e", 69), strings.Repeat("f", 90)), bin(700))
 }
 
 // treeLong adds what only GNU and pax store: a 300-character name and a
 // symlink target of 150.
 func treeLong(tb testing.TB, dir string) {
 	tb.Helper()
-	writeFile(tb, filepath.Join(dir, strings.Repeat("g", 200), strings.Repeat("h", 100)), []byte("long name\n"))
+	formattest.WriteFile(tb, filepath.Join(dir, strings.Repeat("g", 200), strings.Repeat("h", 100)), []byte("long name\n"))
 	if err := os.Symlink(strings.Repeat("t", 150), filepath.Join(dir, "longlink")); err != nil {
 		tb.Fatal(err)
 	}

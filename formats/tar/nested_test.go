@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/rehydrator/rehydrator/formats"
 	"github.com/rehydrator/rehydrator/formats/gzip"
 	"github.com/rehydrator/rehydrator/formats/vmdk"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -38,26 +38,6 @@ func (r *recorder) format() formats.Format {
 	}}
 }
 
-// diskImage returns a raw disk of n bytes: runs of text, random bytes and
-// zeros, in 64 KiB pieces.
-func diskImage(n int) []byte {
-	rng := rand.New(rand.NewPCG(7, 8))
-	disk := make([]byte, n)
-	for off := 0; off < n; off += 64 << 10 {
-		p := disk[off:min(off+64<<10, n)]
-		switch rng.IntN(4) {
-		case 0: // zero
-		case 1:
-			for i := range p {
-				p[i] = byte(rng.Uint32())
-			}
-		default:
-			copy(p, strings.Repeat(fmt.Sprintf("sector %d of the disk, some text. ", off), len(p)/20))
-		}
-	}
-	return disk
-}
-
 const ovf = `<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
   <References>
@@ -75,26 +55,24 @@ const ovf = `<?xml version="1.0" encoding="UTF-8"?>
 // by python's tarfile) and checks that the VMDK is split as a nested
 // format: the OVA's recipe is the VMDK's plus the tar headers.
 func TestOVA(t *testing.T) {
-	qemu := testtool.Require(t, "qemu-img")
+	formattest.QemuImg(t)
 	gnutar := testtool.Require(t, "tar")
 	py := testtool.Require(t, "python3")
 	dir := t.TempDir()
-	raw := filepath.Join(dir, "disk.raw")
-	writeFile(t, raw, diskImage(4<<20))
+	raw, _ := formattest.WriteMixedDisk(t, dir, 4<<20, 7)
 	src := filepath.Join(dir, "ova")
 	vm := filepath.Join(src, "disk.vmdk")
 	if err := os.Mkdir(src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", "adapter_type=lsilogic,subformat=streamOptimized,compat6", raw, vm)
-	disk := readFile(t, vm)
-	writeFile(t, filepath.Join(src, "coreos.ovf"), fmt.Appendf(nil, ovf, len(disk), 4<<20))
-	ovfSum := sha256.Sum256(readFile(t, filepath.Join(src, "coreos.ovf")))
+	disk := formattest.Convert(t, raw, vm, "vmdk", "adapter_type=lsilogic,subformat=streamOptimized,compat6")
+	formattest.WriteFile(t, filepath.Join(src, "coreos.ovf"), fmt.Appendf(nil, ovf, len(disk), 4<<20))
+	ovfSum := sha256.Sum256(formattest.ReadFile(t, filepath.Join(src, "coreos.ovf")))
 	diskSum := sha256.Sum256(disk)
-	writeFile(t, filepath.Join(src, "coreos.mf"), fmt.Appendf(nil, "SHA256(coreos.ovf)= %x\nSHA256(disk.vmdk)= %x\n", ovfSum, diskSum))
+	formattest.WriteFile(t, filepath.Join(src, "coreos.mf"), fmt.Appendf(nil, "SHA256(coreos.ovf)= %x\nSHA256(disk.vmdk)= %x\n", ovfSum, diskSum))
 
 	// The VMDK split alone: the OVA's recipe should add only headers.
-	vrec, _, vst, err := vmdkAlone(t, disk)
+	vrec, _, vst, err := formattest.Split(t, vmdk.Split, disk)
 	if err != nil {
 		t.Fatalf("vmdk.Split: %v", err)
 	}
@@ -115,7 +93,7 @@ func TestOVA(t *testing.T) {
 		t.Run(maker.name, func(t *testing.T) {
 			out := filepath.Join(dir, maker.name+".ova")
 			maker.make(out)
-			img := readFile(t, out)
+			img := formattest.ReadFile(t, out)
 			if !Detect(img) {
 				t.Fatal("Detect = false")
 			}
@@ -125,7 +103,7 @@ func TestOVA(t *testing.T) {
 			}
 
 			// Without nested formats: headers verbatim, all data content.
-			recipe, content, st := roundTrip(t, img)
+			recipe, content, st := formattest.RoundTrip(t, Split, img)
 			if !bytes.Equal(content, storedData(img, ms)) {
 				t.Fatal("content is not the members' data")
 			}
@@ -135,7 +113,7 @@ func TestOVA(t *testing.T) {
 
 			// With the VMDK nested: its grains are re-created.
 			rec := &recorder{f: vmdkFormat}
-			recipe, content, st = roundTrip(t, img, rec.format())
+			recipe, content, st = formattest.RoundTrip(t, Split, img, rec.format())
 			if len(rec.sizes) != 1 || rec.sizes[0] != int64(len(disk)) {
 				t.Fatalf("vmdk split members of sizes %v, want the one VMDK of %d bytes", rec.sizes, len(disk))
 			}
@@ -151,22 +129,6 @@ func TestOVA(t *testing.T) {
 	}
 }
 
-// vmdkAlone splits a VMDK by itself.
-func vmdkAlone(tb testing.TB, img []byte) (recipe, content []byte, st formats.Stats, err error) {
-	var r, c bytes.Buffer
-	b, err := formats.NewBuilder(&r, &c)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := vmdk.Split(bytes.NewReader(img), int64(len(img)), b); err != nil {
-		b.Close()
-		return nil, nil, st, err
-	}
-	st = b.Stats()
-	err = b.Close()
-	return r.Bytes(), c.Bytes(), st, err
-}
-
 // TestOCIArchive makes kubevirt's OCI archive as the release does (umoci
 // builds the layout with a gzip layer holding a disk image, GNU tar
 // archives it in ustar format) and checks that the layer is split as a
@@ -175,7 +137,7 @@ func TestOCIArchive(t *testing.T) {
 	umoci := testtool.Require(t, "umoci")
 	gnutar := testtool.Require(t, "tar")
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "src", "disk.img"), diskImage(2<<20))
+	formattest.WriteFile(t, filepath.Join(dir, "src", "disk.img"), formattest.MixedDisk(2<<20, 7))
 	layout := filepath.Join(dir, "oci")
 	const created = "2023-11-14T22:13:20Z"
 	idmap := []string{}
@@ -191,7 +153,7 @@ func TestOCIArchive(t *testing.T) {
 	out := filepath.Join(dir, "kubevirt.ociarchive")
 	testtool.Run(t, gnutar, "--format=ustar", "--sort=name", "--owner=root:0", "--group=root:0", "--mtime=@1700000000",
 		"-C", layout, "-cf", out, "oci-layout", "index.json", "blobs")
-	img := readFile(t, out)
+	img := formattest.ReadFile(t, out)
 	if !Detect(img) {
 		t.Fatal("Detect = false")
 	}
@@ -208,7 +170,7 @@ func TestOCIArchive(t *testing.T) {
 	}
 
 	rec := &recorder{f: formats.Format{Name: "gzip", Detect: byHeader(gzip.Detect), Split: gzip.Split}}
-	recipe, content, st := roundTrip(t, img, rec.format())
+	recipe, content, st := formattest.RoundTrip(t, Split, img, rec.format())
 	if len(rec.sizes) != 1 || rec.sizes[0] != layer.Size {
 		t.Fatalf("gzip split members of sizes %v, want the one layer of %d bytes", rec.sizes, layer.Size)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -41,7 +42,7 @@ func TestSynthSparse(t *testing.T) {
 			t.Fatalf("fragment %d is %+v, want %+v", i, f, frags[i])
 		}
 	}
-	recipe, content, st := roundTrip(t, img)
+	recipe, content, st := formattest.RoundTrip(t, Split, img)
 	if want := concat([]byte("before"), data, []byte("after")); !bytes.Equal(content, want) {
 		t.Fatalf("content is not the members' data")
 	}
@@ -73,7 +74,7 @@ func TestEnds(t *testing.T) {
 			if len(ms) != 2 || ms[1].Name != "g" {
 				t.Fatalf("members %+v", ms)
 			}
-			_, content, st := roundTrip(t, c.img)
+			_, content, st := formattest.RoundTrip(t, Split, c.img)
 			if string(content) != "datamore" {
 				t.Fatalf("content %q", content)
 			}
@@ -159,7 +160,7 @@ func TestHostile(t *testing.T) {
 		{"pax-sparse-dir", concat(entry("pax", typeXHeader, magicPOSIX, []byte(rec(paxSparseMap, "0,10"))), block("d", typeDir, 0, magicPOSIX), endMarker), "cannot be sparse"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, _, err := split(t, c.img)
+			_, _, _, err := formattest.Split(t, Split, c.img)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Split: error %v, want one saying %q", err, c.want)
 			}
@@ -230,7 +231,7 @@ func TestDetect(t *testing.T) {
 	// First sectors of disk images and containers real tools write.
 	dir := t.TempDir()
 	first := func(name string) []byte {
-		return readFile(t, filepath.Join(dir, name))[:4096]
+		return formattest.ReadFile(t, filepath.Join(dir, name))[:4096]
 	}
 	sector := func(name string, tool string, args ...string) {
 		t.Run(name, func(t *testing.T) {
@@ -251,7 +252,7 @@ func TestDetect(t *testing.T) {
 				data[i] = byte(rng.Uint32())
 			}
 		}
-		writeFile(t, p, data)
+		formattest.WriteFile(t, p, data)
 		return p
 	}
 	sector("vmdk", "qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized", filepath.Join(dir, "vmdk"), "16M")

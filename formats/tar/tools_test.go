@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -41,7 +42,7 @@ func TestGNUTar(t *testing.T) {
 			out := filepath.Join(dir, "out.tar")
 			args := append([]string{"--format=" + f.format}, reproducible...)
 			testtool.Run(t, gnutar, append(args, "-C", src, "-cf", out, ".")...)
-			img := readFile(t, out)
+			img := formattest.ReadFile(t, out)
 			if !Detect(img) {
 				t.Fatalf("Detect = false on GNU tar's %s header %q", f.format, img[:blockSize])
 			}
@@ -164,7 +165,7 @@ func TestSparse(t *testing.T) {
 		files[f.name] = f.write(t, src)
 	}
 	files["plain"] = bytes.Repeat([]byte("not sparse "), 500)
-	writeFile(t, filepath.Join(src, "plain"), files["plain"])
+	formattest.WriteFile(t, filepath.Join(src, "plain"), files["plain"])
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(src, "allhole"), &st); err != nil || st.Blocks != 0 {
 		t.Skipf("the file system of %s makes no holes (stat: %v, %d blocks)", src, err, st.Blocks)
@@ -185,9 +186,9 @@ func TestSparse(t *testing.T) {
 			args := append(f.args, "-S", "--hole-detection=raw")
 			args = append(args, reproducible...)
 			testtool.Run(t, gnutar, append(args, "-C", src, "-cf", out, ".")...)
-			img := readFile(t, out)
+			img := formattest.ReadFile(t, out)
 			ms := crossCheck(t, img)
-			_, content, _ := roundTrip(t, img)
+			_, content, _ := formattest.RoundTrip(t, Split, img)
 
 			// The content stream is each member's stored data: a sparse
 			// member's data fragments, cut from the file on disk.
@@ -221,7 +222,7 @@ func TestSparse(t *testing.T) {
 				t.Errorf("%d sparse members, want %d", sparse, len(files)-1)
 			}
 			if !bytes.Equal(content, want) {
-				t.Fatalf("content (%d bytes) is not the files' data fragments (%d bytes), first difference at %d", len(content), len(want), firstDiff(content, want))
+				t.Fatalf("content (%d bytes) is not the files' data fragments (%d bytes), first difference at %d", len(content), len(want), formattest.FirstDiff(content, want))
 			}
 			t.Logf("%d-byte archive: %d bytes of content", len(img), len(content))
 		})
@@ -263,7 +264,7 @@ func TestPython(t *testing.T) {
 				args = append(args, e.Name())
 			}
 			testtool.Run(t, py, args...)
-			img := readFile(t, out)
+			img := formattest.ReadFile(t, out)
 			if !Detect(img) {
 				t.Fatalf("Detect = false on tarfile's %s header", f)
 			}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 func TestStructSizes(t *testing.T) {
@@ -68,7 +70,7 @@ func TestSynth(t *testing.T) {
 		{"dynamic-no-blocks", synth{diskType: diskDynamic, blockSize: 2 << 20, blocks: make([][]byte, 10)}.build(t), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, content, _ := roundTrip(t, c.img)
+			_, content, _ := formattest.RoundTrip(t, Split, c.img)
 			if !bytes.Equal(content, c.content) {
 				t.Errorf("content is %d bytes, want %d", len(content), len(c.content))
 			}
@@ -77,7 +79,7 @@ func TestSynth(t *testing.T) {
 
 	// A dynamic disk cut short of its footer still splits: qemu opens it.
 	img := synth{diskType: diskDynamic, blockSize: 4096, blocks: blocks}.build(t)
-	roundTrip(t, img[:len(img)-footerSize])
+	formattest.RoundTrip(t, Split, img[:len(img)-footerSize])
 }
 
 // TestHostile: broken or hostile layouts give errors.
@@ -134,7 +136,7 @@ func TestHostile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			img := c.edit(base())
-			_, _, _, err := split(t, img)
+			_, _, _, err := formattest.Split(t, Split, img)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Split: %v, want an error with %q", err, c.want)
 			}
@@ -150,7 +152,7 @@ func TestManyBlocks(t *testing.T) {
 	for i := 0; i < 4096; i++ {
 		be.PutUint32(img[3*sector+4*i:], uint32(3+(4*4096)/sector+i)) // each block 2 sectors, overlapping the next
 	}
-	if _, _, _, err := split(t, img); err == nil {
+	if _, _, _, err := formattest.Split(t, Split, img); err == nil {
 		t.Fatal("Split accepted overlapping blocks")
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 func TestStructSizes(t *testing.T) {
@@ -69,7 +72,7 @@ func TestSynth(t *testing.T) {
 		var out []byte
 		for _, b := range blocks {
 			if b != nil {
-				out = append(out, nonZeroPieces(append(bytes.Clone(b), make([]byte, bs-len(b))...))...)
+				out = append(out, formattest.NonZeroPieces(append(bytes.Clone(b), make([]byte, bs-len(b))...), formats.DiskZeroPiece)...)
 			}
 		}
 		return out
@@ -90,7 +93,7 @@ func TestSynth(t *testing.T) {
 		{"no-blocks", synth{blockSize: 32 * mib, blocks: make([][]byte, 3)}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, content, _ := roundTrip(t, c.s.build(t))
+			_, content, _ := formattest.RoundTrip(t, Split, c.s.build(t))
 			if !bytes.Equal(content, c.content) {
 				t.Errorf("content is %d bytes, want %d", len(content), len(c.content))
 			}
@@ -180,7 +183,7 @@ func TestHostile(t *testing.T) {
 			if !strings.HasPrefix(c.name, "crc-") {
 				fixChecksums(img)
 			}
-			_, _, _, err := split(t, img)
+			_, _, _, err := formattest.Split(t, Split, img)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Split: %v, want an error with %q", err, c.want)
 			}
@@ -193,10 +196,10 @@ func TestSparse(t *testing.T) {
 	img := synth{blockSize: mib, blocks: smallBlocks(4, 64<<10), hasParent: true, logLength: mib}.build(t)
 	for _, fix := range []bool{false, true} {
 		if got := expand(sparse(img, fix)); !bytes.Equal(got, img) {
-			t.Fatalf("fix %v: expands to %d bytes differing at %#x", fix, len(got), firstDiff(got, img))
+			t.Fatalf("fix %v: expands to %d bytes differing at %#x", fix, len(got), formattest.FirstDiff(got, img))
 		}
 	}
-	roundTrip(t, img)
+	formattest.RoundTrip(t, Split, img)
 	if got := expand([]byte("vhdxfile")); string(got) != "vhdxfile" {
 		t.Errorf("a plain input expands to %q", got)
 	}

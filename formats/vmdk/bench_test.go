@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 	"github.com/rehydrator/rehydrator/internal/testtool"
 )
 
@@ -19,8 +20,7 @@ import (
 func streamFixture(b *testing.B) (img []byte, qemuWall, qemuCPU time.Duration) {
 	qemu := testtool.Require(b, "qemu-img")
 	dir := b.TempDir()
-	rawPath := filepath.Join(dir, "disk.raw")
-	makeRaw(b, rawPath, testRawSize)
+	rawPath, _ := formattest.WriteMixedDisk(b, dir, testRawSize, 1)
 	vm := filepath.Join(dir, "disk.vmdk")
 	for range 2 {
 		os.Remove(vm)
@@ -51,7 +51,7 @@ func streamFixture(b *testing.B) (img []byte, qemuWall, qemuCPU time.Duration) {
 // cores needs x-qemu-cpu ≤ 1.4).
 func BenchmarkAssemble(b *testing.B) {
 	img, qemuWall, qemuCPU := streamFixture(b)
-	recipe, content, st, err := split(b, img)
+	recipe, content, st, err := formattest.Split(b, Split, img)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func BenchmarkSplit(b *testing.B) {
 	b.SetBytes(int64(len(img)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, _, _, err := split(b, img); err != nil {
+		if _, _, _, err := formattest.Split(b, Split, img); err != nil {
 			b.Fatal(err)
 		}
 	}

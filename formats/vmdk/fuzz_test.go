@@ -1,10 +1,9 @@
 package vmdk
 
 import (
-	"bytes"
 	"testing"
 
-	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 // FuzzSplit: Split never panics, and when it succeeds Assemble gives the
@@ -22,16 +21,6 @@ func FuzzSplit(f *testing.F) {
 	f.Add(synth{grainSectors: 8, grains: smallGrains(2, 8), compressed: true}.build(f))
 	f.Add(synth{grainSectors: 1, grains: grains[:1], compressed: true}.build(f)[:1100])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recipe, content, _, err := split(t, data)
-		if err != nil {
-			return
-		}
-		var out bytes.Buffer
-		if err := formats.Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-			t.Fatalf("Split succeeded but Assemble failed: %v", err)
-		}
-		if !bytes.Equal(out.Bytes(), data) {
-			t.Fatalf("Assemble gave %d bytes, differing from the %d-byte input at %d", out.Len(), len(data), firstDiff(out.Bytes(), data))
-		}
+		formattest.FuzzRoundTrip(t, Split, data)
 	})
 }

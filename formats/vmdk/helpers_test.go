@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/rehydrator/rehydrator/formats"
 	"github.com/rehydrator/rehydrator/formats/zlib"
 )
 
@@ -17,120 +13,6 @@ const (
 	testGrain   = 64 << 10 // qemu-img's grain: 128 sectors
 	testRawSize = 64 << 20
 )
-
-// makeRaw writes a raw disk of size bytes mixing the kinds of grain a
-// release image has: all-zero grains (qemu skips them), text, random
-// (incompressible), structured binary, grains partly zero, and grains that
-// are zero but for one byte. Deterministic.
-func makeRaw(tb testing.TB, path string, size int) []byte {
-	tb.Helper()
-	rng := rand.New(rand.NewPCG(1, 2))
-	words := strings.Fields("the quick brown fox jumps over a lazy dog kernel module firmware " +
-		"libc package release config systemd usr lib share doc locale bin etc var")
-	disk := make([]byte, size)
-	text := func(p []byte) {
-		var sb bytes.Buffer
-		for sb.Len() < len(p) {
-			sb.WriteString(words[rng.IntN(len(words))])
-			if rng.IntN(12) == 0 {
-				sb.WriteByte('\n')
-			} else {
-				sb.WriteByte(' ')
-			}
-		}
-		copy(p, sb.Bytes())
-	}
-	for g := 0; g < size/testGrain; g++ {
-		p := disk[g*testGrain : (g+1)*testGrain]
-		switch k := rng.IntN(20); {
-		case g < 2 || k < 5: // zero
-		case k < 10:
-			text(p)
-		case k < 13:
-			for i := range p {
-				p[i] = byte(rng.Uint32())
-			}
-		case k < 16: // tables of small integers
-			for i := 0; i+8 <= len(p); i += 8 {
-				binary.LittleEndian.PutUint64(p[i:], uint64(i/8)*uint64(1+g%7)+uint64(rng.IntN(4)))
-			}
-		case k < 18: // partly zero
-			text(p[rng.IntN(len(p)/2):][:len(p)/4])
-		default: // one byte
-			p[rng.IntN(len(p))] = byte(1 + rng.IntN(255))
-		}
-	}
-	if path != "" {
-		if err := os.WriteFile(path, disk, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return disk
-}
-
-// nonZeroGrains is the content a streamOptimized VMDK of disk holds: its
-// grains that are not all zero, in order.
-func nonZeroGrains(disk []byte, grain int) []byte {
-	var out []byte
-	for off := 0; off < len(disk); off += grain {
-		g := disk[off:min(off+grain, len(disk))]
-		if !allZero(g) {
-			out = append(out, g...)
-		}
-	}
-	return out
-}
-
-// split runs Split on img and returns the recipe, the content and the stats.
-func split(tb testing.TB, img []byte) (recipe, content []byte, st formats.Stats, err error) {
-	tb.Helper()
-	var r, c bytes.Buffer
-	b, err := formats.NewBuilder(&r, &c)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	err = Split(bytes.NewReader(img), int64(len(img)), b)
-	st = b.Stats()
-	if cerr := b.Close(); err == nil {
-		err = cerr
-	}
-	return r.Bytes(), c.Bytes(), st, err
-}
-
-// roundTrip splits img, assembles it back and fails unless the bytes match.
-func roundTrip(tb testing.TB, img []byte) (recipe, content []byte, st formats.Stats) {
-	tb.Helper()
-	recipe, content, st, err := split(tb, img)
-	if err != nil {
-		tb.Fatalf("Split: %v", err)
-	}
-	var out bytes.Buffer
-	if err := formats.Assemble(&out, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-		tb.Fatalf("Assemble: %v", err)
-	}
-	if !bytes.Equal(out.Bytes(), img) {
-		tb.Fatalf("Assemble gave %d bytes, differing from the %d-byte original at %d", out.Len(), len(img), firstDiff(out.Bytes(), img))
-	}
-	return recipe, content, st
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
-
-func writeFile(tb testing.TB, dir, name string, data []byte) string {
-	tb.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return p
-}
 
 // Synthetic extents, small enough for unit tests and fuzz seeds.
 

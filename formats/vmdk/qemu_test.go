@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/rehydrator/rehydrator/formats"
-	"github.com/rehydrator/rehydrator/internal/testtool"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 // qemuFormats are the sparse VMDK flavours qemu-img writes.
@@ -30,28 +27,21 @@ func TestQemu(t *testing.T) {
 	if testing.Short() {
 		t.Skip("converts a 64 MiB disk with qemu-img")
 	}
-	qemu := testtool.Require(t, "qemu-img")
+	formattest.QemuImg(t)
 	dir := t.TempDir()
-	rawPath := filepath.Join(dir, "disk.raw")
-	disk := makeRaw(t, rawPath, testRawSize)
-	want := nonZeroGrains(disk, testGrain)
+	rawPath, disk := formattest.WriteMixedDisk(t, dir, testRawSize, 1)
+	want := formattest.NonZeroPieces(disk, testGrain)
 
 	for _, f := range qemuFormats {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel() // Split is sequential: use both cores
-			vm := filepath.Join(dir, f.name+".vmdk")
-			testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", f.opts, rawPath, vm)
-			img, err := os.ReadFile(vm)
-			if err != nil {
-				t.Fatal(err)
-			}
+			img := formattest.Convert(t, rawPath, filepath.Join(dir, f.name+".vmdk"), "vmdk", f.opts)
 			if !Detect(img) {
 				t.Fatal("Detect = false")
 			}
-			recipe, content, st, err := split(t, img)
-			if err != nil {
-				t.Fatalf("Split: %v", err)
-			}
+			// Assemble into a file, which qemu-img then checks.
+			out := filepath.Join(dir, f.name+"-assembled.vmdk")
+			recipe, content, st := formattest.RoundTripFile(t, Split, img, out)
 			pct := 100 * float64(len(recipe)) / float64(len(img))
 			rate := "no compressed grains"
 			if n := st.Recreated + st.Kept; n > 0 {
@@ -59,20 +49,9 @@ func TestQemu(t *testing.T) {
 			}
 			t.Logf("%d-byte VMDK: recipe %d bytes (%.3f%%), content %d bytes, grains re-created %d, kept %d (%s), stats %+v",
 				len(img), len(recipe), pct, len(content), st.Recreated, st.Kept, rate, st)
-
-			// Assemble into a file, which qemu-img then checks.
-			out := filepath.Join(dir, f.name+"-assembled.vmdk")
-			assembleFile(t, out, recipe, content)
-			got, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, img) {
-				t.Fatalf("assembled %d bytes differ from the %d-byte original at %d", len(got), len(img), firstDiff(got, img))
-			}
 			if !bytes.Equal(content, want) {
 				t.Errorf("content (%d bytes) is not the disk's non-zero grains in order (%d bytes), first difference at %d",
-					len(content), len(want), firstDiff(content, want))
+					len(content), len(want), formattest.FirstDiff(content, want))
 			}
 			if pct > 1 {
 				t.Errorf("recipe is %.3f%% of the VMDK, want ≤ 1%%", pct)
@@ -80,22 +59,14 @@ func TestQemu(t *testing.T) {
 			if st.Kept != 0 {
 				t.Errorf("%d of %d grains kept verbatim: formats/zlib is not bit-exact with qemu's zlib", st.Kept, st.Kept+st.Recreated)
 			}
-			testtool.Run(t, qemu, "check", out)
-			var info struct {
-				Format      string `json:"format"`
-				VirtualSize int64  `json:"virtual-size"`
-			}
-			if err := json.Unmarshal([]byte(testtool.Run(t, qemu, "info", "--output=json", out)), &info); err != nil {
-				t.Fatal(err)
-			}
-			if info.Format != "vmdk" || info.VirtualSize != testRawSize {
+			formattest.Check(t, out)
+			if info := formattest.Info(t, out); info.Format != "vmdk" || info.VirtualSize != testRawSize {
 				t.Errorf("qemu-img info: %+v", info)
 			}
 			if f.name == "streamOptimized-compat6" {
 				// The reassembled image reads back as the original disk.
-				back := filepath.Join(dir, "back.raw")
-				testtool.Run(t, qemu, "convert", "-O", "raw", out, back)
-				testtool.Run(t, qemu, "compare", "-f", "raw", "-F", "raw", rawPath, back)
+				guest := formattest.ConvertToRaw(t, out, filepath.Join(dir, "back.raw"), "vmdk")
+				formattest.CheckGuest(t, guest, disk, testRawSize)
 			}
 		})
 	}
@@ -104,40 +75,19 @@ func TestQemu(t *testing.T) {
 	// round-trips, through the verbatim path.
 	t.Run("altered-grain", func(t *testing.T) {
 		t.Parallel()
-		vm := filepath.Join(dir, "altered-src.vmdk")
-		testtool.Run(t, qemu, "convert", "-f", "raw", "-O", "vmdk", "-o", qemuFormats[0].opts, rawPath, vm)
-		img, err := os.ReadFile(vm)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := formattest.Convert(t, rawPath, filepath.Join(dir, "altered-src.vmdk"), "vmdk", qemuFormats[0].opts)
 		img = recompressLastGrain(t, img)
-		altered := writeFile(t, dir, "altered.vmdk", img)
-		testtool.Run(t, qemu, "check", altered)
-		_, content, st := roundTrip(t, img)
+		formattest.Check(t, formattest.WriteFile(t, filepath.Join(dir, "altered.vmdk"), img))
+		_, content, st := formattest.RoundTrip(t, Split, img)
 		if st.Kept != 1 {
 			t.Errorf("Kept = %d, want 1 (the altered grain)", st.Kept)
 		}
 		// A kept grain's data is in the recipe (compressed), not in the
 		// content: the content is every other grain.
 		if w := want[:len(want)-testGrain]; !bytes.Equal(content, w) {
-			t.Errorf("content (%d bytes) differs from the disk's non-zero grains but the last (%d bytes) at %d", len(content), len(w), firstDiff(content, w))
+			t.Errorf("content (%d bytes) differs from the disk's non-zero grains but the last (%d bytes) at %d", len(content), len(w), formattest.FirstDiff(content, w))
 		}
 	})
-}
-
-func assembleFile(tb testing.TB, path string, recipe, content []byte) {
-	tb.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := formats.Assemble(f, bytes.NewReader(recipe), bytes.NewReader(content)); err != nil {
-		f.Close()
-		tb.Fatalf("Assemble: %v", err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
-	}
 }
 
 // streamGrains returns the file offsets of the grain markers of a

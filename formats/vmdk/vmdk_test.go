@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rehydrator/rehydrator/formats"
+	"github.com/rehydrator/rehydrator/internal/formattest"
 )
 
 func TestDetect(t *testing.T) {
@@ -115,9 +116,9 @@ func TestSynthetic(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, content, st := roundTrip(t, c.img)
+			_, content, st := formattest.RoundTrip(t, Split, c.img)
 			if c.content != nil && !bytes.Equal(content, c.content) {
-				t.Errorf("content: %d bytes, want %d; first difference at %d", len(content), len(c.content), firstDiff(content, c.content))
+				t.Errorf("content: %d bytes, want %d; first difference at %d", len(content), len(c.content), formattest.FirstDiff(content, c.content))
 			}
 			if st.Recreated != c.recreate || st.Kept != c.kept {
 				t.Errorf("re-created %d, kept %d; want %d, %d (stats %+v)", st.Recreated, st.Kept, c.recreate, c.kept, st)
@@ -181,7 +182,7 @@ func TestHostile(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, _, err := split(t, c.img)
+			_, _, _, err := formattest.Split(t, Split, c.img)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("Split error %v, want one containing %q", err, c.want)
 			}
