@@ -36,13 +36,13 @@ func newAsyncWriter(w io.Writer) *asyncWriter {
 	for i := 0; i < asyncBufs; i++ {
 		a.free <- make([]byte, 0, asyncBufSize)
 	}
-	go a.run()
+	go a.run(a.work) // not a.work inside run: Close sets it to nil
 	return a
 }
 
-func (a *asyncWriter) run() {
+func (a *asyncWriter) run(work <-chan []byte) {
 	var err error
-	for b := range a.work {
+	for b := range work {
 		if err == nil {
 			if _, err = a.w.Write(b); err != nil {
 				a.failed.Store(true)

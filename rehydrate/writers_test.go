@@ -3,6 +3,7 @@ package rehydrate
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -77,5 +78,15 @@ func TestAsyncWriter(t *testing.T) {
 	}
 	if err := a.Close(); err == nil || err.Error() != "disk full" {
 		t.Fatalf("Close after a failed write: %v", err)
+	}
+}
+
+// TestAsyncWriterCloseAtOnce closes a writer before its goroutine can have
+// started: Close must not hang (run once read the field Close clears).
+func TestAsyncWriterCloseAtOnce(t *testing.T) {
+	for i := 0; i < 1000; i++ {
+		if err := newAsyncWriter(io.Discard).Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
