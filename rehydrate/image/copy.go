@@ -221,6 +221,9 @@ func writeLayoutBlob(ctx context.Context, st store, b treeBlob, dir string) erro
 	}
 	_, err = io.Copy(f, ctxReader{ctx, rc})
 	if err == nil {
+		err = f.Chmod(0o644) // as any file, not CreateTemp's 0600
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -242,6 +245,9 @@ func writeFileAtomic(name string, b []byte) error {
 		return err
 	}
 	if _, err = f.Write(b); err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -312,6 +318,9 @@ func writeArchive(ctx context.Context, st store, root v1.Descriptor, raw []byte,
 		return classify(dst.raw, "archive", err)
 	}
 	if err := bw.Flush(); err != nil {
+		return classify(dst.raw, "archive", err)
+	}
+	if err := f.Chmod(0o644); err != nil {
 		return classify(dst.raw, "archive", err)
 	}
 	if err := f.Sync(); err != nil {

@@ -85,6 +85,14 @@ func TestWriteAndOpenEverywhere(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 		t.Errorf("the destination directory holds %d entries, want 2 (no temporary files)", len(ents))
 	}
+	// Readable by others, like any file, not CreateTemp's 0600.
+	for _, p := range []string{filepath.Join(dir, "image.tar"), filepath.Join(dir, "layout", "index.json")} {
+		if fi, err := os.Stat(p); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, want 0644", p, fi.Mode().Perm())
+		}
+	}
 
 	srcs := append(dsts[:1:1], "oci-archive:"+filepath.Join(dir, "image.tar"), dsts[2],
 		f.bundle, "oci:"+f.bundle, filepath.Join(dir, "layout"))
