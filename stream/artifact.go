@@ -52,6 +52,10 @@ func (a Artifact) Name() string {
 // decompressed: [Artifact.Name] without a trailing ".xz", ".gz" or ".zip"
 // (only those; "x.tar.gz" gives "x.tar", "x.ova" gives "x.ova").
 //
+// A name with any other suffix, such as ".zst" or ".bz2", is its own output
+// name: a compression rehydrator does not know is not undone, and the file
+// is handled as downloaded.
+//
 // OutputName returns "" when Name does, or when removing the suffix leaves a
 // name that is not safe (as for "..xz"). For the artifacts of a Stream that
 // passes Validate it is never "".

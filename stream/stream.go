@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -288,17 +289,39 @@ func (s *Stream) Arches() []string {
 	return slices.Sorted(maps.Keys(s.Architectures))
 }
 
-// Releases returns the distinct releases of all platforms of all
-// architectures, sorted as strings.
-func (s *Stream) Releases() []string {
+// Releases returns the distinct releases of all platforms of the given
+// architectures (none: of all architectures), sorted as strings.
+func (s *Stream) Releases(arches ...string) []string {
 	var rs []string
-	for _, a := range s.Architectures {
+	for arch, a := range s.Architectures {
+		if len(arches) > 0 && !slices.Contains(arches, arch) {
+			continue
+		}
 		for _, p := range a.Artifacts {
 			rs = append(rs, p.Release)
 		}
 	}
 	slices.Sort(rs)
 	return slices.Compact(rs)
+}
+
+// PickArches checks the architectures a user asked for against the
+// stream's: it returns them sorted and without duplicates, all of the
+// stream's when want is empty, and an error naming the first one the
+// stream does not have.
+func (s *Stream) PickArches(want []string) ([]string, error) {
+	have := s.Arches()
+	if len(want) == 0 {
+		return have, nil
+	}
+	for _, a := range want {
+		if !slices.Contains(have, a) {
+			return nil, fmt.Errorf("architecture %q is not in the stream (it has %s)", a, strings.Join(have, ", "))
+		}
+	}
+	arches := slices.Clone(want)
+	slices.Sort(arches)
+	return slices.Compact(arches), nil
 }
 
 // Artifacts returns every file the stream lists, flattened, sorted by

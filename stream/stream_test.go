@@ -420,6 +420,30 @@ func TestReleases(t *testing.T) {
 	if got := s.Artifacts()[0]; got.Release != "41.9" || got.ID() != "aarch64/qemu/qcow2.xz/disk" {
 		t.Errorf("first artifact = %+v", got)
 	}
+	// aarch64 has only qemu, now 41.9; x86_64 is still all 42.1.
+	if got, want := s.Releases("aarch64"), []string{"41.9"}; !slices.Equal(got, want) {
+		t.Errorf("Releases(aarch64) = %q, want %q", got, want)
+	}
+	if got, want := s.Releases("x86_64"), []string{"42.1"}; !slices.Equal(got, want) {
+		t.Errorf("Releases(x86_64) = %q, want %q", got, want)
+	}
+}
+
+func TestPickArches(t *testing.T) {
+	s := validStream()
+	all := s.Arches()
+	if len(all) < 2 {
+		t.Fatalf("validStream has architectures %q, want two or more", all)
+	}
+	if got, err := s.PickArches(nil); err != nil || !slices.Equal(got, all) {
+		t.Errorf("PickArches(nil) = %q, %v; want %q", got, err, all)
+	}
+	if got, err := s.PickArches([]string{all[1], all[0], all[1]}); err != nil || !slices.Equal(got, all[:2]) {
+		t.Errorf("PickArches(dups, unsorted) = %q, %v; want %q", got, err, all[:2])
+	}
+	if _, err := s.PickArches([]string{all[0], "riscv64"}); err == nil || !strings.Contains(err.Error(), `"riscv64" is not in the stream`) {
+		t.Errorf("PickArches(riscv64) error = %v", err)
+	}
 }
 
 func TestArtifactNames(t *testing.T) {
