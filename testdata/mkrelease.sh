@@ -16,40 +16,26 @@
 # See testdata/README.md for the layout, the commands and the deviations
 # from real FCOS.
 set -euo pipefail
-export LC_ALL=C TZ=UTC PATH="$PATH:/usr/sbin:/sbin" # sgdisk, mkfs.* live in sbin
-umask 022
 
-TOOLS=(bash python3 sha256sum truncate dd cp find sort touch iconv
+TOOLS=(bash python3 sha256sum truncate dd cp find sort touch cmp iconv
 	sgdisk mkfs.ext4 debugfs mkfs.fat mcopy qemu-img xz gzip zip tar cpio
 	mksquashfs xorriso umoci)
 
-missing_tools() {
-	local t
-	for t in "${TOOLS[@]}"; do
-		command -v "$t" >/dev/null 2>&1 || printf '%s\n' "$t"
-	done
-	[[ -r $GOROOT_SRC/pkg/tool/linux_amd64/compile ]] || printf '%s\n' "$GOROOT_SRC (Go toolchain, used as file content)"
-}
+# The release's identity, the determinism tricks and the helpers shared
+# with mkmini.sh.
+TESTDATA=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/release-lib.sh
+. "$TESTDATA/release-lib.sh"
+
+# ------------------------------------------------------------------- args
+tool_modes "${1:-}"
+case "${1:-}" in
+"" | -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 2 ;;
+esac
+require_tools
+release_setup x86_64 "$1"
 
 # ---------------------------------------------------------------- constants
-GOROOT_SRC=/usr/local/go
-NAME=fedora-coreos
-PRETTY="Fedora CoreOS"
-STREAM=stable
-RELEASE=42.20261101.3.0
-ARCH=x86_64
-GOARCH_DIR=linux_amd64
-EPOCH=1793491200                       # 2026-11-01T00:00:00Z, the build date
-LAST_MODIFIED=2026-11-04T15:07:23Z     # stream.json metadata
-GENERATOR="fedora-coreos-stream-generator v0.4.0"
-BASEURL="https://builds.example.invalid/prod/streams/$STREAM/builds/$RELEASE/$ARCH"
-KVER=6.17.5-300.fc42.$ARCH
-PREFIX="$NAME-$RELEASE"
-
-# xz: FCOS uses `xz -c9 -T<ncpu>`; preset 9 runs at ~1 MB/s per thread and
-# would take minutes here, so a fast preset is used (same container format,
-# multi-threaded block layout, different LZMA2 parameters).
-XZ=(xz -T2 -0)
 # mksquashfs: FCOS uses zstd at its default level (15); level 9 is ~8x faster.
 SQUASHFS_COMP=(-comp zstd -Xcompression-level 9)
 
@@ -60,313 +46,28 @@ BIOS_START=1 BIOS_MIB=1
 EFI_START=2 EFI_MIB=32
 BOOT_START=34 BOOT_MIB=64
 ROOT_START=98 ROOT_MIB=349
-DISK_GUID=00000000-0000-4000-a000-000000000001       # as FCOS
-BOOTFS_UUID=96d15588-3596-4b3c-adca-a2ff7279ea63     # as FCOS
-ROOTFS_UUID=910678ff-f77e-4a7d-8d53-86f2ac47a823     # as FCOS
-BOOTFS_HASH_SEED=5f1c0e1b-6a84-4f6e-9d55-0b3c2a7e9d01
-ROOTFS_HASH_SEED=0c6f8f0e-2f61-4f0b-a0f7-5d6f3b9a4c02
-ESP_VOLID=7B7795E7
-EFIBOOT_VOLID=1F3A0C42
-PART_BIOS_GUID=7b1b8a2c-71ac-4b1f-8c3a-9e6d1f000001
-PART_EFI_GUID=7b1b8a2c-71ac-4b1f-8c3a-9e6d1f000002
-PART_BOOT_GUID=7b1b8a2c-71ac-4b1f-8c3a-9e6d1f000003
-PART_ROOT_GUID=7b1b8a2c-71ac-4b1f-8c3a-9e6d1f000004
 TYPE_BIOS=21686148-6449-6E6F-744E-656564454649
-TYPE_ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
-TYPE_LINUX=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+PARTS=(
+	"1:$BIOS_START:$BIOS_MIB:$TYPE_BIOS:BIOS-BOOT"
+	"2:$EFI_START:$EFI_MIB:$TYPE_ESP:EFI-SYSTEM"
+	"3:$BOOT_START:$BOOT_MIB:$TYPE_LINUX:boot"
+	"4:$ROOT_START:$ROOT_MIB:$TYPE_LINUX:root"
+)
+GUIDTAG=00 # partition GUIDs 7b1b8a2c-71ac-4b1f-8c3a-9e6d1f00000N
+EFIBOOT_VOLID=1F3A0C42
 
 # Every platform gets its own boot filesystem (only the BLS `options` line
 # differs); metal4k reuses metal's.
-PLATFORMS=(metal qemu openstack aliyun ibmcloud exoscale digitalocean nutanix
-	aws vmware virtualbox azure hyperv gcp vultr hetzner applehv kubevirt)
+PLATFORMS=(metal qemu openstack aliyun ibmcloud exoscale oraclecloud proxmoxve
+	digitalocean nutanix aws vmware virtualbox azure azurestack hyperv gcp vultr
+	hetzner applehv kubevirt)
 
-# ------------------------------------------------------------------- args
-case "${1:-}" in
---tools) printf '%s\n' "${TOOLS[@]}"; exit 0 ;;
---check)
-	m=$(missing_tools)
-	if [[ -n $m ]]; then printf '%s\n' "$m" | sed 's/^/missing: /' >&2; exit 3; fi
-	exit 0 ;;
-"" | -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 2 ;;
-esac
-m=$(missing_tools)
-if [[ -n $m ]]; then
-	printf 'mkrelease.sh: missing required tools:\n' >&2
-	printf '%s\n' "$m" | sed 's/^/  /' >&2
-	exit 3
-fi
-
-START_NS=$(date +%s%N)
-OUT=$1
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-W=$(mktemp -d "${TMPDIR:-/tmp}/mkrelease.XXXXXX")
-cleanup() { rm -rf "$W"; }
-trap cleanup EXIT
-META=$W/meta
-mkdir -p "$META"
-export E2FSPROGS_FAKE_TIME=$EPOCH SOURCE_DATE_EPOCH=$EPOCH
-export MKE2FS_CONFIG=$W/mke2fs.conf
-# Self-contained mke2fs profile: output must not depend on /etc/mke2fs.conf.
-cat >"$MKE2FS_CONFIG" <<'EOF'
-[defaults]
-	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
-	default_mntopts = acl,user_xattr
-	enable_periodic_fsck = 0
-	blocksize = 4096
-	inode_size = 256
-	inode_ratio = 16384
-[fs_types]
-	ext4 = {
-		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
-	}
-	small = {
-		inode_ratio = 16384
-	}
-	floppy = {
-		inode_ratio = 16384
-	}
-EOF
-
-log() {
-	local now
-	now=$(date +%s%N)
-	printf '[%4ds] %s\n' $(((now - START_NS) / 1000000000)) "$*" >&2
-}
-
-G=$GOROOT_SRC
-T=$G/pkg/tool/$GOARCH_DIR
 COMMIT=$(printf '%s' "$PREFIX ostree commit" | sha256sum | cut -c1-64)
 BOOTCSUM=$(printf '%s' "$PREFIX boot checksum" | sha256sum | cut -c1-64)
 DEPLOY=ostree/deploy/$NAME/deploy/$COMMIT.0
 
-# ----------------------------------------------------------- python helpers
-cat >"$W/helpers.py" <<'PYEOF'
-import hashlib, json, os, struct, sys, uuid, zlib
-
-def gb(s):
-    return uuid.UUID(s).bytes_le
-
-def chs(lba, heads=255, spt=63):
-    # the LBA->CHS mapping GPT fdisk uses for the protective MBR
-    if lba >= heads * spt * 1024:
-        return b'\xfe\xff\xff'
-    c, r = divmod(lba, heads * spt)
-    h, s = divmod(r, spt)
-    return bytes([h, ((c >> 8) << 6) | (s + 1), c & 0xff])
-
-def gpt(path, ss, disk_guid, *parts):
-    """Write protective MBR + primary/backup GPT exactly as sgdisk would,
-    for any logical sector size. parts: start:size:type:guid:name (bytes)."""
-    ss = int(ss)
-    with open(path, 'r+b') as f:
-        f.seek(0, 2)
-        total = f.tell() // ss
-        nent, esz = 128, 128
-        es = (nent * esz + ss - 1) // ss
-        first, last = 2 + es, total - 2 - es
-        ent = bytearray(es * ss)
-        for i, p in enumerate(parts):
-            start, length, typ, pu, name = p.split(':')
-            start, length = int(start), int(length)
-            assert start % ss == 0 and length % ss == 0, p
-            s, e = start // ss, (start + length) // ss - 1
-            assert first <= s <= e <= last, p
-            ent[i*esz:(i+1)*esz] = struct.pack('<16s16sQQQ72s', gb(typ), gb(pu), s, e, 0,
-                                               name.encode('utf-16-le'))
-        ecrc = zlib.crc32(ent[:nent*esz])
-        def hdr(cur, alt, elba):
-            h = bytearray(struct.pack('<8sIIIIQQQQ16sQIII', b'EFI PART', 0x10000, 92, 0, 0,
-                                      cur, alt, first, last, gb(disk_guid), elba, nent, esz, ecrc))
-            struct.pack_into('<I', h, 16, zlib.crc32(h))
-            return bytes(h) + bytes(ss - len(h))
-        f.seek(440)
-        f.write(bytes(6) + struct.pack('<B3sB3sII', 0, chs(1), 0xEE, chs(total - 1), 1,
-                                       min(total - 1, 0xffffffff)) + bytes(48) + b'\x55\xaa')
-        f.seek(ss); f.write(hdr(1, total - 1, 2))
-        f.seek(2 * ss); f.write(ent)
-        f.seek((total - 1 - es) * ss); f.write(ent)
-        f.seek((total - 1) * ss); f.write(hdr(total - 1, 1, total - 1 - es))
-
-def seeded(seed, n):
-    return hashlib.sha256(seed.encode()).digest()[:n]
-
-def fix_vmdk(path, seed):
-    """qemu-img puts a random CID ("%x", so of random length) in the
-    embedded descriptor; rewrite the descriptor with a pinned one."""
-    with open(path, 'r+b') as f:
-        hdr = f.read(512)
-        assert hdr[:4] == b'KDMV', 'not a sparse VMDK extent'
-        off, size = struct.unpack_from('<QQ', hdr, 28)
-        f.seek(off * 512)
-        desc = f.read(size * 512)
-        text = desc.rstrip(b'\0')
-        lines = text.split(b'\n')
-        n = [i for i, l in enumerate(lines) if l.startswith(b'CID=')]
-        assert len(n) == 1, 'no CID line'
-        lines[n[0]] = b'CID=' + seeded(seed, 4).hex().encode()
-        text = b'\n'.join(lines)
-        assert len(text) <= len(desc)
-        f.seek(off * 512)
-        f.write(text + bytes(len(desc) - len(text)))
-
-def fix_vhd(path, seed, epoch):
-    """Fixed VHD footer: pin timestamp and UUID, recompute the checksum."""
-    with open(path, 'r+b') as f:
-        f.seek(-512, 2); pos = f.tell()
-        ft = bytearray(f.read(512))
-        assert ft[:8] == b'conectix', 'no VHD footer'
-        struct.pack_into('>I', ft, 24, int(epoch) - 946684800)
-        ft[68:84] = seeded(seed, 16)
-        struct.pack_into('>I', ft, 64, 0)
-        struct.pack_into('>I', ft, 64, (~sum(ft)) & 0xffffffff)
-        f.seek(pos); f.write(ft)
-
-_crc32c_table = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _crc32c_table.append(_c)
-
-def crc32c(b):
-    c = 0xffffffff
-    t = _crc32c_table
-    for x in b:
-        c = t[(c ^ x) & 0xff] ^ (c >> 8)
-    return c ^ 0xffffffff
-
-def fix_vhdx(path, seed):
-    """qemu-img writes random GUIDs and a random header sequence number into
-    a new VHDX; replace them with seeded values and recompute the CRC-32Cs."""
-    with open(path, 'r+b') as f:
-        data = bytearray(f.read(4 << 20))
-        guids = {}
-        def new(old):
-            if old == bytes(16):
-                return old
-            return guids.setdefault(bytes(old), seeded(seed + 'guid%d' % len(guids), 16))
-        hs = [64 << 10, 128 << 10]
-        seqs = [struct.unpack_from('<Q', data, o + 8)[0] for o in hs]
-        base = min(seqs)
-        for o, sq in zip(hs, seqs):
-            assert data[o:o+4] == b'head'
-            struct.pack_into('<Q', data, o + 8, 1 + sq - base)
-            for off in (16, 32, 48):
-                data[o+off:o+off+16] = new(data[o+off:o+off+16])
-            log_len, log_off = struct.unpack_from('<IQ', data, o + 68)
-            struct.pack_into('<I', data, o + 4, 0)
-            struct.pack_into('<I', data, o + 4, crc32c(data[o:o+4096]))
-        # log entries
-        for o in range(log_off, log_off + log_len, 4096):
-            if data[o:o+4] != b'loge':
-                continue
-            elen = struct.unpack_from('<I', data, o + 8)[0]
-            data[o+32:o+48] = new(data[o+32:o+48])
-            struct.pack_into('<I', data, o + 4, 0)
-            struct.pack_into('<I', data, o + 4, crc32c(data[o:o+elen]))
-        # Page83Data (virtual disk id) in the metadata region
-        rt = 192 << 10
-        assert data[rt:rt+4] == b'regi'
-        n = struct.unpack_from('<I', data, rt + 8)[0]
-        md = None
-        for k in range(n):
-            e = rt + 16 + 32 * k
-            if bytes(data[e:e+16]) == gb('8B7CA206-4790-4B9A-B8FE-575F050F886E'):
-                md = struct.unpack_from('<Q', data, e + 16)[0]
-        assert md is not None and data[md:md+8] == b'metadata'
-        cnt = struct.unpack_from('<H', data, md + 10)[0]
-        for k in range(cnt):
-            e = md + 32 + 32 * k
-            if bytes(data[e:e+16]) == gb('BECA12AB-B2E6-4523-93EF-C309E000C746'):
-                off = md + struct.unpack_from('<I', data, e + 16)[0]
-                data[off:off+16] = new(data[off:off+16])
-        f.seek(0); f.write(data)
-
-def sha256(path):
-    print(_sha(path))
-
-def _sha(p):
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''):
-            h.update(b)
-    return h.hexdigest()
-
-def stream(outdir, table, stream, release, arch, baseurl, last_modified, generator):
-    """table lines: platform format role filename uncompressed-sha256|-"""
-    arts = {}
-    for line in open(table):
-        plat, fmt, role, fn, usha = line.split()
-        d = {'location': baseurl + '/' + fn, 'signature': baseurl + '/' + fn + '.sig',
-             'sha256': _sha(os.path.join(outdir, fn))}
-        if usha != '-':
-            d['uncompressed-sha256'] = usha
-        p = arts.setdefault(plat, {'release': release, 'formats': {}})
-        p['formats'].setdefault(fmt, {})[role] = d
-    doc = {'stream': stream,
-           'metadata': {'last-modified': last_modified, 'generator': generator},
-           'architectures': {arch: {'artifacts': arts, 'images': {}}}}
-    with open(os.path.join(outdir, 'stream.json'), 'w') as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
-        f.write('\n')
-
-if __name__ == '__main__':
-    globals()[sys.argv[1].replace('-', '_')](*sys.argv[2:])
-PYEOF
-py() { python3 "$W/helpers.py" "$@"; }
-
-# Pin mtimes (and, via debugfs below, ctimes/atimes/owners) of a tree.
-pin_times() { find "$1" -exec touch -h -d "@$EPOCH" {} +; }
-
-# mkfs.ext4 -d copies atime/ctime/uid/gid from the source inodes; ctime
-# cannot be set from userspace, so fix all of them afterwards with debugfs.
-mkext4() { # image size_mib label uuid hash_seed srcdir
-	local img=$1 mib=$2 label=$3 fsuuid=$4 seed=$5 src=$6
-	rm -f "$img"
-	truncate -s "${mib}M" "$img"
-	mkfs.ext4 -q -t ext4 -b 4096 -L "$label" -U "$fsuuid" \
-		-E "hash_seed=$seed,root_owner=0:0" -d "$src" "$img"
-	(cd "$src" && find . | sort) | sed -e 's|^\.||' -e 's|^$|/|' | while IFS= read -r p; do
-		[[ $p != *[[:space:]\"]* ]] || { echo "unsupported path: $p" >&2; exit 1; }
-		printf 'sif "%s" ctime @%s\nsif "%s" atime @%s\nsif "%s" uid 0\nsif "%s" gid 0\n' \
-			"$p" "$EPOCH" "$p" "$EPOCH" "$p" "$p"
-	done >"$img.debugfs"
-	debugfs -w -f "$img.debugfs" "$img" >/dev/null 2>"$img.debugfs.err"
-	if grep -v '^debugfs ' "$img.debugfs.err" >&2; then
-		echo "debugfs reported errors for $img" >&2
-		exit 1
-	fi
-	rm -f "$img.debugfs" "$img.debugfs.err"
-}
-
-# run_parallel "name|cmd args..." ...: run the commands two at a time (each
-# is a function of this script, run in a subshell); on failure print its log.
-MAXJOBS=2
-run_parallel() {
-	local j name pids=() names=() i fail=0
-	local -a argv
-	for j in "$@"; do
-		while (($(jobs -rp | wc -l) >= MAXJOBS)); do wait -n || true; done
-		name=${j%%|*}
-		read -r -a argv <<<"${j#*|}"
-		(
-			TIMEFORMAT="job %1Rs wall %1Us user %1Ss sys  $name"
-			time "${argv[@]}"
-		) >"$W/log.$name" 2>&1 &
-		pids+=($!) names+=("$name")
-	done
-	for i in "${!pids[@]}"; do
-		if ! wait "${pids[$i]}"; then
-			echo "mkrelease.sh: step ${names[$i]} failed:" >&2
-			sed 's/^/  /' "$W/log.${names[$i]}" >&2
-			fail=1
-		fi
-	done
-	((fail == 0)) || exit 1
-	[[ -z ${MKRELEASE_VERBOSE:-} ]] || grep -h '^job ' "${names[@]/#/$W/log.}" >&2
-	return 0
-}
+# The seed of a platform's pinned VMDK CID (release-helpers.py fix-vmdk).
+vmdk_seed() { printf '%s' "$PREFIX-$1 vmdk"; }
 
 # --------------------------------------------------------- source payloads
 log "payloads"
@@ -443,9 +144,6 @@ pin_times "$R"
 
 # ------------------------------------------------------------- initramfs
 log "initramfs"
-mkcpio() { # srcdir -> stdout (newc, reproducible)
-	(cd "$1" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --reproducible --quiet)
-}
 I=$W/initrd
 mkdir -p "$I/usr/bin" "$I/usr/lib/dracut" "$I/etc" "$I/usr/lib/systemd" "$I/sysroot" "$I/proc" "$I/sys" "$I/dev" "$I/run"
 cp "$T/cover" "$I/usr/bin/ignition"
@@ -498,11 +196,6 @@ boot
 EOF
 printf 'set BOOT_UUID="%s"\n' "$BOOTFS_UUID" >"$E/EFI/fedora/bootuuid.cfg"
 pin_times "$E"
-mkvfat() { # image size_kib volid label srcdir
-	rm -f "$1"
-	mkfs.fat --invariant -C -i "$3" -n "$4" "$1" "$2" >/dev/null
-	mcopy -s -m -Q -i "$1" "$5"/* ::/
-}
 mkvfat "$W/esp.img" $((EFI_MIB * 1024)) "$ESP_VOLID" EFI-SYSTEM "$E"
 
 B=$W/boot
@@ -560,24 +253,15 @@ mkboot() { # platform
 	cp -a "$B" "$W/boot.$1"
 	bls_entry "$1" >"$W/boot.$1/loader/entries/ostree-1.conf"
 	pin_times "$W/boot.$1"
-	mkext4 "$W/boot-$1.ext4" "$BOOT_MIB" boot "$BOOTFS_UUID" "$BOOTFS_HASH_SEED" "$W/boot.$1"
+	mkbootfs "$1" "$W/boot.$1"
 	rm -rf "$W/boot.$1"
 }
-mkroot() { mkext4 "$W/root.ext4" "$ROOT_MIB" root "$ROOTFS_UUID" "$ROOTFS_HASH_SEED" "$R"; }
 FSJOBS=("root.ext4|mkroot")
 for p in "${PLATFORMS[@]}"; do FSJOBS+=("boot-$p.ext4|mkboot $p"); done
 run_parallel "${FSJOBS[@]}"
 
 # ------------------------------------------------------------------ disks
 log "disks"
-M=$((1 << 20))
-PARTS=(
-	"$((BIOS_START * M)):$((BIOS_MIB * M)):$TYPE_BIOS:$PART_BIOS_GUID:BIOS-BOOT"
-	"$((EFI_START * M)):$((EFI_MIB * M)):$TYPE_ESP:$PART_EFI_GUID:EFI-SYSTEM"
-	"$((BOOT_START * M)):$((BOOT_MIB * M)):$TYPE_LINUX:$PART_BOOT_GUID:boot"
-	"$((ROOT_START * M)):$((ROOT_MIB * M)):$TYPE_LINUX:$PART_ROOT_GUID:root"
-)
-put() { dd if="$1" of="$2" bs=1M seek="$3" conv=notrunc${4:+,$4} status=none; }
 fill_disk() { # disk boot-fs   (the disk is still all zeros: write sparsely)
 	put "$P/core.img" "$1" "$BIOS_START" sparse
 	put "$W/esp.img" "$1" "$EFI_START" sparse
@@ -585,33 +269,10 @@ fill_disk() { # disk boot-fs   (the disk is still all zeros: write sparsely)
 	put "$W/root.ext4" "$1" "$ROOT_START" sparse
 	dd if="$P/mbr.bin" of="$1" bs=440 count=1 conv=notrunc status=none
 }
-s() { echo $(($1 * M / 512)); }
-e() { echo $((($1 + $2) * M / 512 - 1)); }
-truncate -s "${DISK_MIB}M" "$W/disk.raw"
-sgdisk -U "$DISK_GUID" \
-	-n "1:$(s $BIOS_START):$(e $BIOS_START $BIOS_MIB)" -c 1:BIOS-BOOT -t "1:$TYPE_BIOS" -u "1:$PART_BIOS_GUID" \
-	-n "2:$(s $EFI_START):$(e $EFI_START $EFI_MIB)" -c 2:EFI-SYSTEM -t "2:$TYPE_ESP" -u "2:$PART_EFI_GUID" \
-	-n "3:$(s $BOOT_START):$(e $BOOT_START $BOOT_MIB)" -c 3:boot -t "3:$TYPE_LINUX" -u "3:$PART_BOOT_GUID" \
-	-n "4:$(s $ROOT_START):$(e $ROOT_START $ROOT_MIB)" -c 4:root -t "4:$TYPE_LINUX" -u "4:$PART_ROOT_GUID" \
-	"$W/disk.raw" >/dev/null
-# The 4K-sector GPT is written by helpers.py (sgdisk cannot be told the
-# sector size of an image file). Prove the writer matches sgdisk at 512.
-truncate -s "${DISK_MIB}M" "$W/gptcheck.raw"
-py gpt "$W/gptcheck.raw" 512 "$DISK_GUID" "${PARTS[@]}"
-cmp -s "$W/disk.raw" "$W/gptcheck.raw" || { echo "helpers.py gpt differs from sgdisk" >&2; exit 1; }
-rm -f "$W/gptcheck.raw"
-fill_disk "$W/disk.raw" "$W/boot-metal.ext4"
-mv "$W/disk.raw" "$W/disk-metal.raw"
-
-truncate -s "${DISK_MIB}M" "$W/disk-metal4k.raw"
-py gpt "$W/disk-metal4k.raw" 4096 "$DISK_GUID" "${PARTS[@]}"
+gpt_disk "$W/disk-metal.raw" 512
+fill_disk "$W/disk-metal.raw" "$W/boot-metal.ext4"
+gpt_disk "$W/disk-metal4k.raw" 4096
 fill_disk "$W/disk-metal4k.raw" "$W/boot-metal.ext4"
-
-# A platform's raw disk: metal's disk with that platform's boot fs spliced in.
-variant_raw() { # platform dest
-	cp --sparse=always "$W/disk-metal.raw" "$2"
-	put "$W/boot-$1.ext4" "$2" "$BOOT_START"
-}
 
 # ----------------------------------------------------- live ISO / PXE rootfs
 job_live() {
@@ -660,41 +321,7 @@ job_live() {
 }
 
 # ------------------------------------------------------------- artifacts
-# Each job writes $OUT/<file> and, for compressed files, $META/<file>.usha.
-# (python's hashlib uses the CPU's SHA extensions; sha256sum is ~6x slower)
-usha() { py sha256 "$1" >"$META/$2.usha"; }
-xz_to() { "${XZ[@]}" -c "$1" >"$2.tmp" && mv "$2.tmp" "$2"; }
-# cosa compresses with `gzip -6 -c FILE`, which records FILE's name and mtime.
-gzip_to() { touch -d "@$EPOCH" "$1" && (cd "$(dirname "$1")" && gzip -6 -c "$(basename "$1")") >"$2"; }
-
-job_raw_xz() { # platform format-suffix
-	local f=$PREFIX-$1.$ARCH.raw src=$W/job-$1/$PREFIX-$1.$ARCH.raw
-	mkdir -p "$W/job-$1"
-	if [[ $1 == metal4k ]]; then src=$W/disk-metal4k.raw; elif [[ $1 == metal ]]; then src=$W/disk-metal.raw; else variant_raw "$1" "$src"; fi
-	usha "$src" "$f.xz"
-	xz_to "$src" "$OUT/$f.xz"
-}
-job_raw_gz() {
-	local d=$W/job-$1 f=$PREFIX-$1.$ARCH.raw
-	mkdir -p "$d"
-	variant_raw "$1" "$d/$f"
-	usha "$d/$f" "$f.gz"
-	gzip_to "$d/$f" "$OUT/$f.gz"
-}
-mk_qcow2() { # platform dest [extra qemu-img args]
-	local d=$W/job-$1 p=$1 dst=$2
-	shift 2
-	mkdir -p "$d"
-	variant_raw "$p" "$d/disk.raw"
-	qemu-img convert -f raw -O qcow2 "$@" "$d/disk.raw" "$dst"
-	rm -f "$d/disk.raw"
-}
-job_qcow2_xz() {
-	local f=$PREFIX-$1.$ARCH.qcow2
-	mk_qcow2 "$1" "$W/job-$1/$f"
-	usha "$W/job-$1/$f" "$f.xz"
-	xz_to "$W/job-$1/$f" "$OUT/$f.xz"
-}
+# (job_raw_xz, job_raw_gz, job_qcow2_xz, job_vmdk_xz: release-lib.sh)
 job_qcow2_gz() {
 	local f=$PREFIX-$1.$ARCH.qcow2
 	mk_qcow2 "$1" "$W/job-$1/$f"
@@ -702,20 +329,6 @@ job_qcow2_gz() {
 	gzip_to "$W/job-$1/$f" "$OUT/$f.gz"
 }
 job_qcow2_c() { mk_qcow2 "$1" "$OUT/$PREFIX-$1.$ARCH.qcow2" -c; }
-mk_vmdk() { # platform dest options
-	local d=$W/job-$1
-	mkdir -p "$d"
-	variant_raw "$1" "$d/disk.raw"
-	qemu-img convert -f raw -O vmdk -o "$3" "$d/disk.raw" "$2"
-	rm -f "$d/disk.raw"
-	py fix-vmdk "$2" "$PREFIX-$1 vmdk"
-}
-job_vmdk_xz() {
-	local f=$PREFIX-$1.$ARCH.vmdk
-	mk_vmdk "$1" "$W/job-$1/$f" adapter_type=lsilogic,subformat=streamOptimized,compat6
-	usha "$W/job-$1/$f" "$f.xz"
-	xz_to "$W/job-$1/$f" "$OUT/$f.xz"
-}
 job_ova() { # platform vmdk-options
 	local d=$W/job-$1 f=$PREFIX-$1.$ARCH
 	mk_vmdk "$1" "$d/$f.vmdk" "$2"
@@ -869,28 +482,17 @@ job_kubevirt() {
 		-C "$d/oci" -cf "$OUT/$f.ociarchive" oci-layout index.json blobs
 }
 
-# Table for stream.json: platform format role file uncompressed-sha (- = none)
-TABLE=$W/table
-: >"$TABLE"
-row() { printf '%s %s %s %s %s\n' "$@" >>"$TABLE"; }
-# name: job function, args, platform, format key, file
-JOBS=()
-add() { # platform format file compressed(0|1) job args...
-	local plat=$1 fmt=$2 file=$3 comp=$4
-	shift 4
-	JOBS+=("$file|$*")
-	if [[ $comp == 1 ]]; then row "$plat" "$fmt" disk "$file" "@$file"; else row "$plat" "$fmt" disk "$file" -; fi
-}
 X=$ARCH
 # longest first
 JOBS+=("live|job_live")
 add metal raw.xz "$PREFIX-metal.$X.raw.xz" 1 job_raw_xz metal
 add metal 4k.raw.xz "$PREFIX-metal4k.$X.raw.xz" 1 job_raw_xz metal4k
 add azure vhd.xz "$PREFIX-azure.$X.vhd.xz" 1 job_vhd_xz azure
+add azurestack vhd.xz "$PREFIX-azurestack.$X.vhd.xz" 1 job_vhd_xz azurestack
 add vultr raw.xz "$PREFIX-vultr.$X.raw.xz" 1 job_raw_xz vultr
 add hetzner raw.xz "$PREFIX-hetzner.$X.raw.xz" 1 job_raw_xz hetzner
 add aws vmdk.xz "$PREFIX-aws.$X.vmdk.xz" 1 job_vmdk_xz aws
-for p in qemu openstack aliyun ibmcloud exoscale; do
+for p in qemu openstack aliyun ibmcloud exoscale oraclecloud proxmoxve; do
 	add "$p" qcow2.xz "$PREFIX-$p.$X.qcow2.xz" 1 job_qcow2_xz "$p"
 done
 add hyperv vhdx.zip "$PREFIX-hyperv.$X.vhdx.zip" 1 job_vhdx_zip hyperv
@@ -912,12 +514,7 @@ rm -rf "$W"/job-*
 
 # ------------------------------------------------------------ stream.json
 log "stream.json"
-while read -r plat fmt role file u; do
-	if [[ $u == @* ]]; then u=$(cat "$META/${u#@}.usha"); fi
-	printf '%s %s %s %s %s\n' "$plat" "$fmt" "$role" "$file" "$u"
-done <"$TABLE" >"$TABLE.resolved"
-py stream "$OUT" "$TABLE.resolved" "$STREAM" "$RELEASE" "$ARCH" "$BASEURL" "$LAST_MODIFIED" "$GENERATOR"
-for f in "$OUT"/*; do touch -d "@$EPOCH" "$f"; done
+write_stream
 
 # ---------------------------------------------------------------- summary
 total=0

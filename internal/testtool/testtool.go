@@ -3,6 +3,10 @@
 package testtool
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -31,4 +35,60 @@ func Run(tb testing.TB, name string, args ...string) string {
 		tb.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// FileSHA256 returns the hex SHA-256 of the file at path.
+func FileSHA256(tb testing.TB, path string) string {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// DecompressedSHA256 returns the hex SHA-256 of the file at path as the
+// system's own tool decompresses it: compression is "gz", "xz", "zip"
+// (its one member), "zst", or "" for the file itself.
+func DecompressedSHA256(tb testing.TB, path, compression string) string {
+	tb.Helper()
+	var args []string
+	switch compression {
+	case "":
+		return FileSHA256(tb, path)
+	case "gz":
+		args = []string{"gzip", "-dc", path}
+	case "xz":
+		args = []string{"xz", "-dc", path}
+	case "zip":
+		args = []string{"unzip", "-p", path}
+	case "zst":
+		args = []string{"zstd", "-dcq", path}
+	default:
+		tb.Fatalf("%s: unknown compression %q", path, compression)
+	}
+	cmd := exec.Command(Require(tb, args[0]), args[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, out)
+	if werr := cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("%v: %s", werr, stderr.String())
+	}
+	if err != nil {
+		tb.Fatalf("%s: %v", strings.Join(args, " "), err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
