@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,7 +37,17 @@ type DehydrateOptions struct {
 	// Stream is the release's stream metadata, as published.
 	Stream []byte
 	// ArtifactsDir holds the downloads, each named by its location's basename.
+	// It is not used when Locate is set.
 	ArtifactsDir string
+	// Locate returns the path of a's download; nil:
+	// filepath.Join(ArtifactsDir, a.Name()). It lets downloads live where a
+	// downloader put them, such as a content-addressed cache, and lets two
+	// architectures' downloads with equal basenames coexist.
+	Locate func(a stream.Artifact) string
+	// Arches limits the bundle to these architectures of the stream; nil:
+	// every architecture. Each must be in the stream. The bundle keeps the
+	// whole stream metadata, byte for byte.
+	Arches []string
 	// Output is the bundle directory to create; it must not exist or be empty.
 	Output string
 	// AllowMissing skips artifacts whose download is absent instead of failing.
@@ -61,9 +73,12 @@ type plan struct {
 }
 
 // Dehydrate builds a bundle at opt.Output from a release's downloads. It
-// verifies every download's sha256 (and uncompressed-sha256 where given) and
-// stores each artifact whole or as a delta over others (see makePlans). The
-// bundle appears under opt.Output only when complete.
+// verifies every download's sha256 (and uncompressed-sha256 where given,
+// for the compressions it undoes: .xz, .gz, .zip) and stores each artifact
+// whole or as a delta over others (see makePlans). Platforms, formats and
+// compressions it does not know are stored too, as downloaded, with a
+// warning on opt.Log. The bundle appears under opt.Output only when
+// complete.
 func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 	st, err := stream.Parse(opt.Stream)
 	if err != nil {
@@ -77,7 +92,15 @@ func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 			fmt.Fprintf(opt.Log, format+"\n", args...)
 		}
 	}
-	plans, err := makePlans(st, opt.ArtifactsDir, opt.AllowMissing, logf)
+	arches, err := st.PickArches(opt.Arches)
+	if err != nil {
+		return nil, err
+	}
+	locate := opt.Locate
+	if locate == nil {
+		locate = func(a stream.Artifact) string { return filepath.Join(opt.ArtifactsDir, a.Name()) }
+	}
+	plans, err := makePlans(st, arches, locate, opt.AllowMissing, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +166,7 @@ func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 	if err := ix.Validate(); err != nil {
 		return nil, fmt.Errorf("internal error: %w", err)
 	}
-	if err := writeManifest(l, st, ix); err != nil {
+	if err := writeManifest(l, st, arches, ix); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -165,16 +188,32 @@ func Dehydrate(ctx context.Context, opt DehydrateOptions) (*Index, error) {
 //     decompressed files (ViewSquashfs), which costs a fraction of the base;
 //   - an OVA is a delta over the base and the VMDK (they share compressed
 //     grains); the live ISO over the base and the PXE files (it embeds them).
-func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(string, ...any)) ([]*plan, error) {
+//
+// Artifacts of platforms or formats that rehydrator does not know (see
+// stream.KnownPlatform) are planned like any other: a delta over the base,
+// with container formats found by content; a warning names each.
+func makePlans(st *stream.Stream, arches []string, locate func(stream.Artifact) string, allowMissing bool, logf func(string, ...any)) ([]*plan, error) {
 	var plans []*plan
 	for _, sa := range st.Artifacts() {
-		p := &plan{sa: sa, path: filepath.Join(dir, sa.Name())}
+		if !slices.Contains(arches, sa.Arch) {
+			continue
+		}
+		if err := storable(sa); err != nil {
+			return nil, err
+		}
+		p := &plan{sa: sa, path: locate(sa)}
 		if fi, err := os.Stat(p.path); err != nil || !fi.Mode().IsRegular() {
+			why := p.path + " not found"
+			if err == nil {
+				why = p.path + " is not a regular file"
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				why = err.Error()
+			}
 			if allowMissing {
-				logf("skipping %s: %s not found", sa.ID(), sa.Name())
+				logf("skipping %s: %s", sa.ID(), why)
 				continue
 			}
-			return nil, fmt.Errorf("artifact %s: download %s not found in %s", sa.ID(), sa.Name(), dir)
+			return nil, fmt.Errorf("artifact %s: download %s", sa.ID(), why)
 		}
 		plans = append(plans, p)
 	}
@@ -187,7 +226,7 @@ func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(strin
 		return nil
 	}
 	ref := func(p *plan) Source { return Source{Artifact: p.sa.ID()} }
-	for _, arch := range st.Arches() {
+	for _, arch := range arches {
 		base := find(arch, isBase)
 		if base == nil {
 			logf("warning: %s has no metal raw image; its artifacts are stored without a base", arch)
@@ -221,6 +260,19 @@ func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(strin
 			}
 		}
 	}
+	for _, p := range plans {
+		how := "stored as a generic delta over the base"
+		if len(p.sources) == 0 {
+			how = "stored whole"
+		}
+		if why := p.sa.Unknown(); why != "" {
+			logf("warning: %s: %s; %s", p.sa.ID(), why, how)
+		}
+		if f := p.sa.File; p.sa.Compression() == "" && f.UncompressedSHA256 != "" && f.UncompressedSHA256 != f.SHA256 {
+			logf("warning: %s: %s has an uncompressed-sha256 but no compression rehydrator knows (.xz, .gz, .zip); "+
+				"it is stored and rehydrated as downloaded, checked against its sha256", p.sa.ID(), p.sa.Name())
+		}
+	}
 	// Stages: an artifact is encoded after its sources. Sources form a DAG
 	// of depth at most 3 (rootfs, base, PXE/VMDK, ISO/OVA).
 	byID := map[string]*plan{}
@@ -241,6 +293,20 @@ func makePlans(st *stream.Stream, dir string, allowMissing bool, logf func(strin
 	}
 	sort.SliceStable(plans, func(i, j int) bool { return plans[i].stage < plans[j].stage })
 	return plans, nil
+}
+
+// storable reports, before any work, an artifact whose names a bundle
+// index cannot hold (see Index.Validate), though the stream allows them.
+func storable(sa stream.Artifact) error {
+	for _, part := range []string{sa.Arch, sa.Platform, sa.Format, sa.Role, sa.Selector()} {
+		if !idPart.MatchString(part) || len(part) > 128 {
+			return fmt.Errorf("artifact %s: name %q cannot be stored in a bundle (letters, digits, '.', '_', '+', '-')", sa.ID(), part)
+		}
+	}
+	if !SafeFileName(sa.OutputName()) {
+		return fmt.Errorf("artifact %s: file name %q cannot be stored in a bundle", sa.ID(), sa.OutputName())
+	}
+	return nil
 }
 
 // holdsSquashfs checks that p's download is an uncompressed squashfs image
@@ -388,7 +454,9 @@ func (d *dehydrator) encode(ctx context.Context, p *plan) (err error) {
 			return "", fmt.Errorf("download sha256 is %s, stream says %s", got, want)
 		}
 		usum := hex.EncodeToString(uh.Sum(nil))
-		if want := p.sa.File.UncompressedSHA256; want != "" && usum != want {
+		// A download without a compression rehydrator knows is stored as
+		// it is: its sha256 (checked above) is its uncompressed-sha256.
+		if want := p.sa.File.UncompressedSHA256; want != "" && p.sa.Compression() != "" && usum != want {
 			return "", fmt.Errorf("uncompressed sha256 is %s, stream says %s", usum, want)
 		}
 		if sw != nil {
@@ -700,11 +768,12 @@ func (dl *download) Close() error {
 	return dl.f.Close()
 }
 
-func writeManifest(l *Layout, st *stream.Stream, ix *Index) error {
+func writeManifest(l *Layout, st *stream.Stream, arches []string, ix *Index) error {
+	releases := st.Releases(arches...)
 	cfg := map[string]any{
 		"stream":        st.Stream,
-		"releases":      st.Releases(),
-		"architectures": st.Arches(),
+		"releases":      releases,
+		"architectures": arches,
 	}
 	cfgDesc, err := l.PutJSON(MediaTypeBundleConfig, cfg)
 	if err != nil {
@@ -736,7 +805,7 @@ func writeManifest(l *Layout, st *stream.Stream, ix *Index) error {
 		Layers:       layers,
 		Annotations: map[string]string{
 			"org.opencontainers.image.title":   "rehydrator bundle of " + st.Stream,
-			"org.opencontainers.image.version": strings.Join(st.Releases(), ","),
+			"org.opencontainers.image.version": strings.Join(releases, ","),
 		},
 	}
 	mDesc, err := l.PutJSON(ocispec.MediaTypeImageManifest, m)
@@ -744,8 +813,8 @@ func writeManifest(l *Layout, st *stream.Stream, ix *Index) error {
 		return err
 	}
 	mDesc.ArtifactType = ArtifactType
-	if rel := st.Releases(); len(rel) == 1 {
-		mDesc.Annotations = map[string]string{ocispec.AnnotationRefName: rel[0]}
+	if len(releases) == 1 {
+		mDesc.Annotations = map[string]string{ocispec.AnnotationRefName: releases[0]}
 	}
 	return l.WriteIndex(mDesc)
 }

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
@@ -64,7 +67,7 @@ type BlobWriter struct {
 
 // NewBlob starts writing a blob of the given media type.
 func (l *Layout) NewBlob(mediaType string) (*BlobWriter, error) {
-	f, err := os.CreateTemp(filepath.Join(l.Dir, "blobs", "sha256"), ".tmp-")
+	f, err := createTemp(filepath.Join(l.Dir, "blobs", "sha256"), ".tmp-")
 	if err != nil {
 		return nil, fmt.Errorf("new blob: %w", err)
 	}
@@ -319,7 +322,7 @@ func readFileLimited(name string) ([]byte, error) {
 
 // writeFileAtomic writes name through a synced temporary file and a rename.
 func writeFileAtomic(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-")
+	f, err := createTemp(filepath.Dir(name), ".tmp-")
 	if err != nil {
 		return err
 	}
@@ -336,4 +339,20 @@ func writeFileAtomic(name string, b []byte) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// createTemp is os.CreateTemp with the mode of a file the user creates
+// (0666 less the umask, as cp or curl would) instead of 0600: blobs and
+// outputs are meant to be read by others, e.g. a container's user when a
+// bundle directory is copied into an image.
+func createTemp(dir, prefix string) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("%s: cannot create a temporary file", dir)
 }

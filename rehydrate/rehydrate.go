@@ -68,7 +68,7 @@ func (b *Bundle) Rehydrate(ctx context.Context, arts []*Artifact, opt Options) e
 func (b *Bundle) toFile(ctx context.Context, srcs *sourceFiles, a *Artifact, opt Options) error {
 	name := opt.OutputName(a)
 	final := filepath.Join(opt.Dest, name)
-	f, err := os.CreateTemp(opt.Dest, "."+name+".tmp-")
+	f, err := createTemp(opt.Dest, "."+name+".tmp-")
 	if err != nil {
 		return &ArtifactError{File: name, Err: err}
 	}
